@@ -1,0 +1,118 @@
+/** The admin API's wire shapes (design.md §3), shared so the CLI decodes exactly what the Worker encodes. */
+export const API_PREFIX = "/api/v1/cache";
+
+export type ErrorCode =
+  | "bad_request"
+  | "unauthorized"
+  | "not_found"
+  | "method_not_allowed"
+  | "too_large"
+  | "admin_disabled"
+  | "do_disabled"
+  | "internal_error";
+
+export interface ApiError {
+  code: ErrorCode | string;
+  message: string;
+  details?: unknown;
+}
+
+export type Envelope<T> = { success: true; data: T } | { success: false; error: ApiError };
+
+export type ClearScope = "do" | "kv" | "all";
+export type LoadSource = "do" | "kv" | "empty";
+export type SyncMode = "coalesced" | "write-through";
+
+export interface KvStatus {
+  lastFlushAt: number | null;
+  lastError: string | null;
+  pendingSince: number | null;
+  writesToday: number;
+  budget: number;
+  mode: SyncMode;
+  flushedGeneration: number | null;
+  nextAttemptAt: number | null;
+}
+
+export interface CacheStats {
+  size: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  expirations: number;
+  hitRate: number;
+  oldestEntry: number | null;
+  newestEntry: number | null;
+  generation: number;
+  kv: KvStatus;
+}
+
+export interface EntryView {
+  key: string;
+  value: unknown;
+  expiresAt: number;
+  cachedAt: number;
+  lastAccessed: number;
+}
+
+export interface KeyListing {
+  keys: Array<{ key: string; expiresAt: number; size: number }>;
+  cursor: string | null;
+}
+
+export interface FlushResult {
+  generation: number;
+  /** Null when nothing was written. */
+  digest: string | null;
+  writtenAt: number;
+  entries: number;
+  /** False when nothing could be written (budget spent, KV failing); `error` says why. */
+  written: boolean;
+  error?: string;
+}
+
+export interface SeedResult {
+  applied: number;
+  generation: number;
+  evicted: number;
+  flush?: FlushResult;
+}
+
+export interface SeedReject {
+  index: number;
+  key?: unknown;
+  reason: string;
+}
+
+export interface ClearResult {
+  scope: ClearScope;
+  deletedEntries: number;
+  kvKeysDeleted: boolean;
+  generation: number;
+  kvError?: string;
+}
+
+export interface Metadata {
+  generation: number;
+  digest: string;
+  size: number;
+  bytes: number;
+  limits: { maxEntries: number; maxBytes: number; maxValueBytes: number; maxKeyBytes: number; maxSeedEntries: number };
+  config: {
+    defaultTtlSeconds: number;
+    flushIntervalSeconds: number;
+    dailyWriteBudget: number;
+    syncMode: SyncMode;
+    featureFlagDoCache: boolean;
+  };
+  load: { source: LoadSource; at: number; durationMs: number; kvSnapshot: KvSnapshotReport };
+  kv: KvStatus;
+}
+
+/** What the last load found in KV: the reason a corrupt snapshot was ignored is kept here for operators. */
+export interface KvSnapshotReport {
+  status: "absent" | "ok" | "corrupt" | "torn" | "unreadable" | "stale";
+  generation: number | null;
+  error: string | null;
+}

@@ -1,0 +1,6 @@
+export * from "./api.js";
+export * from "./canonical.js";
+export * from "./digest.js";
+export * from "./limits.js";
+export * from "./snapshot.js";
+export * from "./version.js";

@@ -1,0 +1,40 @@
+/** Limits both sides enforce, so the CLI can reject bad input before it costs a request (design.md §3, §6). */
+export const MAX_KEY_BYTES = 512;
+export const MAX_VALUE_BYTES = 1024 * 1024;
+export const MAX_BODY_BYTES = 10 * 1024 * 1024;
+export const MAX_SEED_ENTRIES = 10_000;
+export const MAX_LIST_LIMIT = 1000;
+/** Ten years: long enough for "practically forever", short enough that expiresAt stays a safe integer. */
+export const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
+
+const encoder = new TextEncoder();
+
+export function utf8Length(text: string): number {
+  return encoder.encode(text).byteLength;
+}
+
+/** Returns why a key is unusable, or null. */
+export function keyProblem(key: unknown): string | null {
+  if (typeof key !== "string") return "key must be a string";
+  if (key.length === 0) return "key must not be empty";
+  if (!key.isWellFormed()) return "key contains an unpaired UTF-16 surrogate";
+  if (utf8Length(key) > MAX_KEY_BYTES) return `key is longer than ${MAX_KEY_BYTES} bytes`;
+  // URL parsers collapse these path segments, so such a key could be written but never read back by path.
+  if (key === "." || key === "..") return "key must not be '.' or '..'";
+  return null;
+}
+
+/** Returns why a ttlSeconds is unusable, or null. Undefined means "use the default". */
+export function ttlProblem(ttl: unknown): string | null {
+  if (ttl === undefined) return null;
+  if (typeof ttl !== "number" || !Number.isFinite(ttl)) return "ttlSeconds must be a number";
+  if (ttl <= 0) return "ttlSeconds must be greater than 0";
+  if (ttl > MAX_TTL_SECONDS) return `ttlSeconds must be at most ${MAX_TTL_SECONDS}`;
+  return null;
+}
+
+/** Returns why a canonical value text is unusable, or null. */
+export function valueProblem(canonicalValue: string): string | null {
+  if (utf8Length(canonicalValue) > MAX_VALUE_BYTES) return `value is larger than ${MAX_VALUE_BYTES} bytes`;
+  return null;
+}

@@ -1,0 +1,67 @@
+import { abortAllDurableObjects, reset, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
+
+export const ADMIN_KEY = "test-admin-key-0123456789";
+export const BASE = "https://tftcache.test";
+
+/** The DO instance the admin API talks to. */
+export const cacheStub = () => env.CACHE_DO.get(env.CACHE_DO.idFromName("cache"));
+
+/** Every test starts from empty DO storage, an empty KV namespace and no live DO instances. */
+export async function freshState(): Promise<void> {
+  await abortAllDurableObjects();
+  await reset();
+}
+
+export async function api(path: string, init: RequestInit & { key?: string | null } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  const key = init.key === undefined ? ADMIN_KEY : init.key;
+  if (key !== null) headers.set("x-api-key", key);
+  return exports.default.fetch(new Request(`${BASE}${path}`, { ...init, headers }));
+}
+
+export async function apiJson<T = any>(path: string, init: RequestInit & { key?: string | null } = {}): Promise<{ status: number; body: T }> {
+  const res = await api(path, init);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+export const putJson = (path: string, body: unknown) =>
+  apiJson(path, { method: "PUT", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+export const postJson = (path: string, body: unknown) =>
+  apiJson(path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+
+export const entryPath = (key: string) => `/api/v1/cache/entries/${encodeURIComponent(key)}`;
+
+/** Counts KV writes made by the DO by wrapping its namespace: an independent check on its own counters. */
+export async function countKvWrites(stub = cacheStub()): Promise<{ puts: string[]; deletes: string[] }> {
+  const log = { puts: [] as string[], deletes: [] as string[] };
+  await runInDurableObject(stub, (instance: CacheDurableObject) => {
+    const real = instance.sync.kv;
+    instance.sync.kv = {
+      get: real.get.bind(real),
+      list: real.list.bind(real),
+      getWithMetadata: real.getWithMetadata.bind(real),
+      put: (key: string, ...rest: unknown[]) => {
+        log.puts.push(key);
+        return (real.put as any)(key, ...rest);
+      },
+      delete: (key: string) => {
+        log.deletes.push(key);
+        return real.delete(key);
+      },
+    } as KVNamespace;
+  });
+  return log;
+}
+
+/** Replaces the DO's clock; returns a setter to move it. */
+export async function fakeClock(start: number, stub = cacheStub()): Promise<(ms: number) => Promise<void>> {
+  let now = start;
+  await runInDurableObject(stub, (instance: CacheDurableObject) => {
+    instance.now = () => now;
+  });
+  return async (ms: number) => {
+    now = ms;
+  };
+}

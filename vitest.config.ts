@@ -1,0 +1,26 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+/** Vars every worker-suite DO sees: a known admin key, quiet logs, a budget small enough to exhaust in a test. */
+const workerBindings = {
+  ADMIN_API_KEY: "test-admin-key-0123456789",
+  LOG_LEVEL: "error",
+  KV_DAILY_WRITE_BUDGET: "40",
+  CACHE_MAX_ENTRIES: "1000",
+};
+
+const workerProject = (name: string, include: string[], bindings: Record<string, string>) => ({
+  plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...workerBindings, ...bindings } } })],
+  test: { name, include },
+});
+
+export default defineConfig({
+  test: {
+    projects: [
+      workerProject("worker", ["test/worker/**/*.test.ts", "test/protocol/**/*.test.ts"], {}),
+      // Same Worker, original system's behaviour: the baseline the coalesced mode is measured against.
+      workerProject("worker-write-through", ["test/worker-write-through/**/*.test.ts"], { KV_SYNC_MODE: "write-through", KV_DAILY_WRITE_BUDGET: "100000" }),
+      { test: { name: "cli", include: ["test/cli/**/*.test.ts"], environment: "node" } },
+    ],
+  },
+});

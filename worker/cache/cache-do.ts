@@ -1,0 +1,579 @@
+import { DurableObject } from "cloudflare:workers";
+import {
+  ENTRIES_KEY,
+  MAX_KEY_BYTES,
+  MAX_SEED_ENTRIES,
+  MAX_VALUE_BYTES,
+  canonicalJson,
+  checkDigest,
+  keyProblem,
+  parseEntriesSnapshot,
+  ttlProblem,
+  utf8Length,
+  valueProblem,
+  type CacheStats,
+  type ClearResult,
+  type ClearScope,
+  type EntriesSnapshot,
+  type FlushResult,
+  type KeyListing,
+  type KvSnapshotReport,
+  type LoadSource,
+  type Metadata,
+  type SeedResult,
+  type StatsSnapshot,
+} from "../../protocol/index.js";
+import { readConfig, type CacheConfig } from "../config.js";
+import type { Env } from "../env.js";
+import { createLogger, type Logger } from "../log.js";
+import { fail, ok, type Result } from "../result.js";
+import { KvSync, type BuiltSnapshot } from "./kv-sync.js";
+import { LruMemory, type MemoryEntry } from "./memory.js";
+import { buildEntriesSnapshot } from "./snapshot-builder.js";
+import { EntryStorage } from "./storage.js";
+
+/** One entry to write: the value as canonical JSON text (the Worker canonicalises it once, at the edge). */
+export interface EntryInput {
+  key: string;
+  value: string;
+  ttlSeconds?: number;
+}
+
+/** An entry as read: the value stays canonical JSON text so HTTP can splice it without a parse. */
+export interface StoredEntryView {
+  key: string;
+  valueJson: string;
+  expiresAt: number;
+  cachedAt: number;
+  lastAccessed: number;
+}
+
+interface Counters {
+  hits: number;
+  misses: number;
+  evictions: number;
+  expirations: number;
+}
+
+/**
+ * The cache: memory (LRU Map) in front of SQLite rows in DO storage, with a coalesced KV snapshot behind both.
+ * Public methods are its RPC surface; the admin Worker and application Workers call them on a stub.
+ */
+export class CacheDurableObject extends DurableObject<Env> {
+  /** The clock every TTL and budget decision reads; tests replace it to cross midnight or expire entries. */
+  now: () => number = () => Date.now();
+
+  readonly config: CacheConfig;
+  readonly store: EntryStorage;
+  sync!: KvSync;
+  private readonly log: Logger;
+  private readonly memory: LruMemory;
+  private generation = 0;
+  private counters: Counters = { hits: 0, misses: 0, evictions: 0, expirations: 0 };
+  private statsDirty = false;
+  /** Keys read since the last persist, with when: LRU order survives a restart without a write per hit. */
+  private readonly touched = new Map<string, number>();
+  private earliestExpiry = Number.POSITIVE_INFINITY;
+  private scheduledAlarm: number | null = null;
+  private loadInfo: Metadata["load"] = {
+    source: "empty",
+    at: 0,
+    durationMs: 0,
+    kvSnapshot: { status: "absent", generation: null, error: null },
+  };
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    const { config, problems } = readConfig(env);
+    this.config = config;
+    this.log = createLogger(config.logLevel);
+    this.memory = new LruMemory(config.maxEntries, config.maxBytes);
+    this.store = new EntryStorage(ctx.storage);
+    for (const problem of problems) this.log("warn", "CACHE_DO_INIT", "config_problem", { problem });
+    void ctx.blockConcurrencyWhile(() => this.load());
+  }
+
+  // ---- load -------------------------------------------------------------------------------------------------
+
+  private async load(): Promise<void> {
+    const started = Date.now();
+    const meta = this.store.loadMeta();
+    const rows = this.store.loadEntries();
+    const kv = await this.readKvSnapshot();
+    let source: LoadSource = rows.length > 0 || meta.generation > 0 ? "do" : "empty";
+    let generation = meta.generation;
+    let loaded = rows;
+
+    if (kv.snapshot && kv.report.generation !== null && kv.report.generation > meta.generation) {
+      // KV is newer (the DO lost its storage or was moved): adopt it, once, as a full rewrite.
+      const now = this.now();
+      loaded = kv.snapshot.entries
+        .filter(([, e]) => e.expiresAt > now)
+        .sort((a, b) => a[1].lastAccessed - b[1].lastAccessed)
+        .map(([key, e]) => {
+          const value = canonicalJson(e.value);
+          return [key, { value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, size: utf8Length(key) + utf8Length(value) }];
+        });
+      generation = kv.report.generation;
+      this.store.transaction(() => {
+        this.store.replaceAllEntries(loaded);
+        this.store.writeMeta({ generation, kvFlushedGeneration: generation });
+      });
+      meta.kvFlushedGeneration = generation;
+      source = "kv";
+    } else if (kv.report.status === "ok" && kv.report.generation !== null && kv.report.generation < meta.generation) {
+      kv.report.status = "stale";
+    }
+
+    this.generation = generation;
+    this.counters = { hits: meta.hits, misses: meta.misses, evictions: meta.evictions, expirations: meta.expirations };
+    for (const [key, entry] of loaded) {
+      this.memory.set(key, entry);
+      this.earliestExpiry = Math.min(this.earliestExpiry, entry.expiresAt);
+    }
+    // The bounds may have shrunk since the rows were written.
+    const overflow = this.memory.evictOverflow();
+    if (overflow.length > 0) this.store.deleteEntries(overflow);
+
+    this.sync = new KvSync(this.env.CACHE_DO_KV, {
+      mode: this.config.syncMode,
+      budget: this.config.dailyWriteBudget,
+      flushIntervalMs: this.config.flushIntervalSeconds * 1000,
+      now: () => this.now(),
+      generation: () => this.generation,
+      log: this.log,
+      storage: this.store,
+      meta,
+    });
+    this.sync.resume();
+    // A damaged or missing snapshot is replaced by the next flush; it is never read back into the cache.
+    const damaged = kv.report.status === "corrupt" || kv.report.status === "torn" || kv.report.status === "absent";
+    if (damaged && this.generation > 0) this.sync.markDirty();
+
+    this.loadInfo = { source, at: Date.now(), durationMs: Date.now() - started, kvSnapshot: kv.report };
+    this.scheduledAlarm = await this.ctx.storage.getAlarm();
+    await this.ensureAlarm();
+    const level = kv.report.status === "corrupt" || kv.report.status === "torn" || kv.report.status === "unreadable" ? "warn" : "info";
+    this.log(level, "CACHE_DO_INIT", "loaded", {
+      source,
+      generation,
+      entries: this.memory.size,
+      bytes: this.memory.bytes,
+      ms: this.loadInfo.durationMs,
+      kv: kv.report,
+    });
+  }
+
+  private async readKvSnapshot(): Promise<{ report: KvSnapshotReport; snapshot?: EntriesSnapshot }> {
+    let text: string | null;
+    try {
+      text = await this.env.CACHE_DO_KV.get(ENTRIES_KEY, "text");
+    } catch (err) {
+      return { report: { status: "unreadable", generation: null, error: `KV get failed: ${(err as Error).message}` } };
+    }
+    if (text === null) return { report: { status: "absent", generation: null, error: null } };
+    const parsed = parseEntriesSnapshot(text);
+    if (!parsed.ok) return { report: { status: "corrupt", generation: null, error: parsed.error } };
+    const { intact, actual } = await checkDigest(parsed.value);
+    if (!intact) {
+      return {
+        report: {
+          status: "torn",
+          generation: parsed.value.generation,
+          error: `digest mismatch: snapshot claims ${parsed.value.digest}, entries hash to ${actual}`,
+        },
+      };
+    }
+    return { report: { status: "ok", generation: parsed.value.generation, error: null }, snapshot: parsed.value };
+  }
+
+  // ---- reads ------------------------------------------------------------------------------------------------
+
+  async getEntry(key: string): Promise<Result<StoredEntryView>> {
+    const now = this.now();
+    const entry = this.memory.peek(key);
+    if (!entry || entry.expiresAt <= now) {
+      if (entry) this.mutate(() => this.expire([key]));
+      this.counters.misses++;
+      this.noteStatsChange();
+      this.log("debug", "DUAL_CACHE_DO", "miss", { key, expired: entry !== undefined });
+      await this.afterMutationIfAny(entry !== undefined);
+      return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
+    }
+    this.memory.touch(key, now);
+    this.touched.set(key, now);
+    this.counters.hits++;
+    this.noteStatsChange();
+    this.log("debug", "DUAL_CACHE_DO", "hit", { key });
+    return ok({ key, valueJson: entry.value, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed });
+  }
+
+  /** Listing is served from memory (which holds the whole working set), sorted by key, paged by the last key. */
+  listKeys(opts: { prefix?: string; cursor?: string | null; limit?: number }): KeyListing {
+    const now = this.now();
+    const prefix = opts.prefix ?? "";
+    const limit = Math.max(1, Math.min(opts.limit ?? 1000, 1000));
+    const after = opts.cursor ?? null;
+    const matching: Array<{ key: string; expiresAt: number; size: number }> = [];
+    for (const [key, e] of this.memory.entries()) {
+      if (e.expiresAt <= now || !key.startsWith(prefix)) continue;
+      if (after !== null && !(key > after)) continue;
+      matching.push({ key, expiresAt: e.expiresAt, size: e.size });
+    }
+    matching.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const page = matching.slice(0, limit);
+    return { keys: page, cursor: matching.length > limit ? page[page.length - 1]!.key : null };
+  }
+
+  stats(): CacheStats {
+    const now = this.now();
+    let size = 0;
+    let bytes = 0;
+    let oldest: number | null = null;
+    let newest: number | null = null;
+    for (const [, e] of this.memory.entries()) {
+      if (e.expiresAt <= now) continue;
+      size++;
+      bytes += e.size;
+      if (oldest === null || e.cachedAt < oldest) oldest = e.cachedAt;
+      if (newest === null || e.cachedAt > newest) newest = e.cachedAt;
+    }
+    const { hits, misses, evictions, expirations } = this.counters;
+    const lookups = hits + misses;
+    return {
+      size,
+      bytes,
+      hits,
+      misses,
+      evictions,
+      expirations,
+      hitRate: lookups === 0 ? 0 : Math.round((hits / lookups) * 1000) / 1000,
+      oldestEntry: oldest,
+      newestEntry: newest,
+      generation: this.generation,
+      kv: this.sync.status(),
+    };
+  }
+
+  async metadata(): Promise<Metadata> {
+    const snap = await this.buildSnapshot(this.now());
+    const stats = this.stats();
+    return {
+      generation: this.generation,
+      digest: snap.digest,
+      size: stats.size,
+      bytes: stats.bytes,
+      limits: {
+        maxEntries: this.config.maxEntries,
+        maxBytes: this.config.maxBytes,
+        maxValueBytes: MAX_VALUE_BYTES,
+        maxKeyBytes: MAX_KEY_BYTES,
+        maxSeedEntries: MAX_SEED_ENTRIES,
+      },
+      config: {
+        defaultTtlSeconds: this.config.defaultTtlSeconds,
+        flushIntervalSeconds: this.config.flushIntervalSeconds,
+        dailyWriteBudget: this.config.dailyWriteBudget,
+        syncMode: this.config.syncMode,
+        featureFlagDoCache: this.config.featureFlagDoCache,
+      },
+      load: this.loadInfo,
+      kv: stats.kv,
+    };
+  }
+
+  /** The DO's live state in exactly the `do_cache_entries` format: what `verify-kv` compares KV against. */
+  async snapshot(): Promise<{ text: string; generation: number; digest: string }> {
+    const snap = await this.buildSnapshot(this.now());
+    return { text: snap.text, generation: this.generation, digest: snap.digest };
+  }
+
+  // ---- writes -----------------------------------------------------------------------------------------------
+
+  async putEntry(input: EntryInput): Promise<Result<{ key: string; generation: number; expiresAt: number; evicted: number }>> {
+    const problem = this.entryProblem(input);
+    if (problem) return problem;
+    const now = this.now();
+    let evicted = 0;
+    let expiresAt = 0;
+    this.mutate(() => {
+      const written = this.write(input, now);
+      evicted = written.evicted;
+      expiresAt = written.expiresAt;
+    });
+    await this.afterMutation();
+    return ok({ key: input.key, generation: this.generation, expiresAt, evicted });
+  }
+
+  async deleteEntry(key: string): Promise<Result<{ key: string; generation: number }>> {
+    const entry = this.memory.peek(key);
+    if (!entry || entry.expiresAt <= this.now()) {
+      if (entry) {
+        this.mutate(() => this.expire([key]));
+        await this.afterMutation();
+      }
+      return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
+    }
+    this.mutate(() => {
+      this.memory.delete(key);
+      this.touched.delete(key);
+      this.store.deleteEntries([key]);
+    });
+    await this.afterMutation();
+    return ok({ key, generation: this.generation });
+  }
+
+  /**
+   * All or nothing: every entry is checked first, and one invalid entry rejects the call with the full list of
+   * problems, so a caller never has to work out which half of a batch landed. The CLI pre-validates with the
+   * same rules and sends only the valid entries.
+   */
+  async seed(entries: EntryInput[], opts: { flush?: boolean } = {}): Promise<Result<SeedResult>> {
+    if (entries.length > MAX_SEED_ENTRIES) return fail(413, "too_large", `at most ${MAX_SEED_ENTRIES} entries per seed call (got ${entries.length})`);
+    const rejects: Array<{ index: number; key: unknown; reason: string }> = [];
+    entries.forEach((input, index) => {
+      const problem = this.entryProblem(input);
+      if (problem && !problem.ok) rejects.push({ index, key: input?.key, reason: problem.message });
+    });
+    if (rejects.length > 0) {
+      return fail(400, "bad_request", `${rejects.length} of ${entries.length} entries are invalid; nothing was applied`, { rejects });
+    }
+    const now = this.now();
+    let evicted = 0;
+    this.mutate(() => {
+      for (const input of entries) evicted += this.write(input, now).evicted;
+    });
+    await this.afterMutation();
+    const result: SeedResult = { applied: entries.length, generation: this.generation, evicted };
+    if (opts.flush) result.flush = await this.flush();
+    return ok(result);
+  }
+
+  /** Writes both KV keys now, waiting out the per-key floor (< 1 s). */
+  async flush(): Promise<FlushResult> {
+    this.persistLazyState();
+    const result = await this.sync.flush((now) => this.buildForKv(now), { waitForFloor: true });
+    await this.ensureAlarm();
+    return result;
+  }
+
+  async clear(scope: ClearScope = "all"): Promise<ClearResult> {
+    let deletedEntries = 0;
+    if (scope === "do" || scope === "all") {
+      deletedEntries = this.memory.size;
+      this.mutate(() => {
+        this.store.deleteAllEntries();
+        this.memory.clear();
+        this.touched.clear();
+        this.earliestExpiry = Number.POSITIVE_INFINITY;
+      });
+    }
+    const result: ClearResult = { scope, deletedEntries, kvKeysDeleted: false, generation: this.generation };
+    if (scope === "kv" || scope === "all") {
+      const deleted = await this.sync.deleteKeys();
+      result.kvKeysDeleted = deleted.ok;
+      if (deleted.error) result.kvError = deleted.error;
+    } else {
+      // DO emptied but KV kept: the next flush brings KV in line.
+      this.sync.markDirty();
+    }
+    await this.ensureAlarm();
+    this.log("info", "CACHE_DO_CLEAR", "cleared", { ...result });
+    return result;
+  }
+
+  // ---- alarm ------------------------------------------------------------------------------------------------
+
+  /** The one alarm: TTL sweep, lazy persistence of stats and LRU order, and the owed KV flush (or its retry). */
+  override async alarm(): Promise<void> {
+    this.scheduledAlarm = null;
+    const now = this.now();
+    try {
+      this.sweep(now);
+      this.persistLazyState();
+      if (this.sync.isPending) await this.sync.flush((t) => this.buildForKv(t), { waitForFloor: false });
+    } catch (err) {
+      // Never let the runtime's alarm retry loop take over: our own schedule below already retries.
+      this.log("error", "CACHE_DO_PERSIST", "alarm_failed", { error: (err as Error).message });
+    }
+    await this.ensureAlarm();
+  }
+
+  // ---- internals --------------------------------------------------------------------------------------------
+
+  private entryProblem(input: EntryInput): Result<never> | null {
+    if (typeof input !== "object" || input === null) return fail(400, "bad_request", "entry must be an object");
+    const k = keyProblem(input.key);
+    if (k) return fail(400, "bad_request", k);
+    const t = ttlProblem(input.ttlSeconds);
+    if (t) return fail(400, "bad_request", t);
+    if (typeof input.value !== "string") return fail(400, "bad_request", "value must be canonical JSON text");
+    const v = valueProblem(input.value);
+    if (v) return fail(413, "too_large", v);
+    const size = utf8Length(input.key) + utf8Length(input.value);
+    if (size > this.config.maxBytes) return fail(413, "too_large", `entry is ${size} bytes; CACHE_MAX_BYTES is ${this.config.maxBytes}`);
+    return null;
+  }
+
+  /** Writes one entry to memory and storage and applies the evictions it causes. Call inside `mutate`. */
+  private write(input: EntryInput, now: number): { evicted: number; expiresAt: number } {
+    const ttl = input.ttlSeconds ?? this.config.defaultTtlSeconds;
+    const expiresAt = now + Math.round(ttl * 1000);
+    const entry: MemoryEntry = {
+      value: input.value,
+      expiresAt,
+      cachedAt: now,
+      lastAccessed: now,
+      size: utf8Length(input.key) + utf8Length(input.value),
+    };
+    const evicted = this.memory.set(input.key, entry);
+    this.store.putEntry(input.key, entry);
+    this.touched.delete(input.key);
+    if (evicted.length > 0) {
+      this.store.deleteEntries(evicted);
+      for (const key of evicted) this.touched.delete(key);
+      this.counters.evictions += evicted.length;
+      this.statsDirty = true;
+    }
+    this.earliestExpiry = Math.min(this.earliestExpiry, expiresAt);
+    return { evicted: evicted.length, expiresAt };
+  }
+
+  private expire(keys: string[]): void {
+    for (const key of keys) {
+      this.memory.delete(key);
+      this.touched.delete(key);
+    }
+    this.store.deleteEntries(keys);
+    this.counters.expirations += keys.length;
+    this.statsDirty = true;
+  }
+
+  /**
+   * Applies a change to storage and memory as one step with a new generation. The storage writes run in one
+   * SQLite transaction; if it throws, memory is rebuilt from storage so the two tiers never disagree.
+   */
+  private mutate(change: () => void): void {
+    try {
+      this.store.transaction(() => {
+        change();
+        this.generation++;
+        this.store.writeMeta({ generation: this.generation });
+      });
+    } catch (err) {
+      this.log("error", "CACHE_DO_PERSIST", "mutation_failed", { error: (err as Error).message });
+      this.rebuildMemoryFromStorage();
+      throw err;
+    }
+  }
+
+  private rebuildMemoryFromStorage(): void {
+    this.memory.clear();
+    this.generation = this.store.loadMeta().generation;
+    for (const [key, entry] of this.store.loadEntries()) this.memory.set(key, entry);
+  }
+
+  private async afterMutationIfAny(mutated: boolean): Promise<void> {
+    if (mutated) await this.afterMutation();
+    else await this.ensureAlarm();
+  }
+
+  /** Coalesced mode marks the snapshot owed; write-through writes it now, as the original system did. */
+  private async afterMutation(): Promise<void> {
+    this.sync.markDirty();
+    if (this.config.syncMode === "write-through") {
+      await this.sync.flush((now) => this.buildForKv(now), { waitForFloor: false, ignoreFloor: true });
+    }
+    await this.ensureAlarm();
+  }
+
+  private noteStatsChange(): void {
+    this.statsDirty = true;
+  }
+
+  private sweep(now: number): void {
+    if (this.earliestExpiry > now) return;
+    const expired: string[] = [];
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const [key, e] of this.memory.entries()) {
+      if (e.expiresAt <= now) expired.push(key);
+      else earliest = Math.min(earliest, e.expiresAt);
+    }
+    this.earliestExpiry = earliest;
+    if (expired.length === 0) return;
+    this.mutate(() => this.expire(expired));
+    this.sync.markDirty();
+    this.log("info", "CACHE_DO_PERSIST", "swept", { expired: expired.length, generation: this.generation });
+  }
+
+  /** Stats counters and LRU read times are persisted here, with flushes and alarms, never on the read path. */
+  private persistLazyState(): void {
+    if (!this.statsDirty && this.touched.size === 0) return;
+    this.store.transaction(() => {
+      if (this.statsDirty) this.store.writeMeta({ ...this.counters });
+      if (this.touched.size > 0) this.store.touchEntries(this.touched);
+    });
+    this.statsDirty = false;
+    this.touched.clear();
+  }
+
+  /**
+   * One alarm serves every purpose: the earliest of the owed KV flush, the next TTL expiry and lazy stats
+   * persistence. Sweeps and stats saves are spaced at least a flush interval apart so that they cannot turn
+   * into a KV write per expiring entry.
+   */
+  private async ensureAlarm(): Promise<void> {
+    const now = this.now();
+    const interval = this.config.flushIntervalSeconds * 1000;
+    const candidates: number[] = [];
+    const due = this.sync.dueAt();
+    if (due !== null) candidates.push(due);
+    if (Number.isFinite(this.earliestExpiry)) candidates.push(Math.max(this.earliestExpiry, now + interval));
+    if (this.statsDirty || this.touched.size > 0) candidates.push(now + interval);
+    if (candidates.length === 0) return;
+    const wanted = Math.max(Math.min(...candidates), now);
+    if (this.scheduledAlarm !== null && this.scheduledAlarm <= wanted) return;
+    this.scheduledAlarm = wanted;
+    await this.ctx.storage.setAlarm(wanted);
+  }
+
+  private liveEntries(now: number): Array<[string, MemoryEntry]> {
+    const live: Array<[string, MemoryEntry]> = [];
+    for (const [key, e] of this.memory.entries()) if (e.expiresAt > now) live.push([key, e]);
+    return live;
+  }
+
+  private buildSnapshot(now: number) {
+    return buildEntriesSnapshot(this.liveEntries(now), this.generation, now);
+  }
+
+  private async buildForKv(now: number): Promise<BuiltSnapshot> {
+    const snap = await this.buildSnapshot(now);
+    const stats = this.stats();
+    return {
+      generation: this.generation,
+      digest: snap.digest,
+      writtenAt: now,
+      entryCount: snap.count,
+      entriesText: snap.text,
+      statsText: (kvWritesToday) => {
+        const doc: StatsSnapshot = {
+          format: 1,
+          generation: this.generation,
+          writtenAt: now,
+          size: stats.size,
+          bytes: stats.bytes,
+          hits: stats.hits,
+          misses: stats.misses,
+          evictions: stats.evictions,
+          expirations: stats.expirations,
+          hitRate: stats.hitRate,
+          oldestEntry: stats.oldestEntry,
+          newestEntry: stats.newestEntry,
+          kvWritesToday,
+        };
+        return JSON.stringify(doc);
+      },
+    };
+  }
+}

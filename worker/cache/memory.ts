@@ -1,0 +1,89 @@
+/** One cached entry as the memory tier holds it. `value` is canonical JSON text (see protocol/canonical). */
+export interface MemoryEntry {
+  value: string;
+  expiresAt: number;
+  cachedAt: number;
+  lastAccessed: number;
+  /** UTF-8 bytes of key + value: what the entry costs in the KV snapshot. */
+  size: number;
+}
+
+/**
+ * The memory tier: a Map whose insertion order is the LRU order (oldest first), bounded by entry count and bytes.
+ * It holds the whole working set, so a hit never touches storage; eviction is decided here and the caller
+ * applies it to the other tiers.
+ */
+export class LruMemory {
+  private readonly map = new Map<string, MemoryEntry>();
+  private totalBytes = 0;
+
+  constructor(
+    private maxEntries: number,
+    private maxBytes: number,
+  ) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /** Reads without changing LRU order (for snapshots, listings, sweeps). */
+  peek(key: string): MemoryEntry | undefined {
+    return this.map.get(key);
+  }
+
+  /** Reads and marks most recently used. */
+  touch(key: string, now: number): MemoryEntry | undefined {
+    const entry = this.map.get(key);
+    if (!entry) return undefined;
+    this.map.delete(key);
+    entry.lastAccessed = now;
+    this.map.set(key, entry);
+    return entry;
+  }
+
+  /** Inserts as most recently used; returns the keys evicted to stay within bounds (never `key` itself). */
+  set(key: string, entry: MemoryEntry): string[] {
+    this.delete(key);
+    this.map.set(key, entry);
+    this.totalBytes += entry.size;
+    return this.evictOverflow(key);
+  }
+
+  delete(key: string): boolean {
+    const old = this.map.get(key);
+    if (!old) return false;
+    this.map.delete(key);
+    this.totalBytes -= old.size;
+    return true;
+  }
+
+  clear(): void {
+    this.map.clear();
+    this.totalBytes = 0;
+  }
+
+  entries(): IterableIterator<[string, MemoryEntry]> {
+    return this.map.entries();
+  }
+
+  keys(): IterableIterator<string> {
+    return this.map.keys();
+  }
+
+  /** Evicts least recently used entries until both bounds hold; `keep` is the entry just written. */
+  evictOverflow(keep?: string): string[] {
+    const evicted: string[] = [];
+    for (const [key, entry] of this.map) {
+      if (this.map.size <= this.maxEntries && this.totalBytes <= this.maxBytes) break;
+      if (key === keep) continue;
+      this.map.delete(key);
+      this.totalBytes -= entry.size;
+      evicted.push(key);
+    }
+    return evicted;
+  }
+}

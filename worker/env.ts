@@ -1,0 +1,16 @@
+import type { CacheDurableObject } from "./cache/cache-do.js";
+
+/** Bindings and vars as wrangler.toml declares them. Vars arrive as strings (or numbers/booleans from TOML). */
+export interface Env {
+  CACHE_DO: DurableObjectNamespace<CacheDurableObject>;
+  CACHE_DO_KV: KVNamespace;
+  ADMIN_API_KEY?: string;
+  FEATURE_FLAG_DO_CACHE?: string | boolean;
+  CACHE_MAX_ENTRIES?: string | number;
+  CACHE_MAX_BYTES?: string | number;
+  CACHE_DEFAULT_TTL_SECONDS?: string | number;
+  KV_FLUSH_INTERVAL_SECONDS?: string | number;
+  KV_DAILY_WRITE_BUDGET?: string | number;
+  KV_SYNC_MODE?: string;
+  LOG_LEVEL?: string;
+}

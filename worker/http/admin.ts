@@ -1,0 +1,173 @@
+import {
+  MAX_LIST_LIMIT,
+  MAX_SEED_ENTRIES,
+  canonicalJson,
+  keyProblem,
+  ttlProblem,
+  valueProblem,
+  type ClearScope,
+  type SeedReject,
+} from "../../protocol/index.js";
+import type { EntryInput } from "../cache/cache-do.js";
+import type { CacheConfig } from "../config.js";
+import type { Env } from "../env.js";
+import { readKvSnapshot } from "../kv-snapshot-reader.js";
+import { readJsonBody } from "./body.js";
+import { HttpError, error, fromResult, json, rawJson } from "./envelope.js";
+import { Router } from "./router.js";
+
+export interface AdminContext {
+  request: Request;
+  url: URL;
+  env: Env;
+  config: CacheConfig;
+}
+
+const stub = (env: Env) => env.CACHE_DO.get(env.CACHE_DO.idFromName("cache"));
+
+function decodeKey(raw: string): string {
+  let key: string;
+  try {
+    key = decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, "bad_request", "key is not valid percent-encoding (use encodeURIComponent)");
+  }
+  const problem = keyProblem(key);
+  if (problem) throw new HttpError(400, "bad_request", problem);
+  return key;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Validates one entry of a PUT or seed body and canonicalises its value; returns the reason it is unusable. */
+function toEntryInput(raw: unknown, key?: string): EntryInput | { problem: string; status: number } {
+  if (!isObject(raw)) return { problem: "entry must be a JSON object", status: 400 };
+  const k = key ?? raw.key;
+  const kp = keyProblem(k);
+  if (kp) return { problem: kp, status: 400 };
+  if (!("value" in raw)) return { problem: 'body must have a "value" field', status: 400 };
+  const tp = ttlProblem(raw.ttlSeconds ?? undefined);
+  if (tp) return { problem: tp, status: 400 };
+  const value = canonicalJson(raw.value);
+  const vp = valueProblem(value);
+  if (vp) return { problem: vp, status: 413 };
+  const input: EntryInput = { key: k as string, value };
+  if (typeof raw.ttlSeconds === "number") input.ttlSeconds = raw.ttlSeconds;
+  return input;
+}
+
+function parseLimit(raw: string | null): number {
+  if (raw === null || raw === "") return MAX_LIST_LIMIT;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIST_LIMIT) {
+    throw new HttpError(400, "bad_request", `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+  }
+  return n;
+}
+
+/** With FEATURE_FLAG_DO_CACHE=false the Worker serves reads from the KV snapshot and refuses writes. */
+function doDisabled(): Response {
+  return error(503, "do_disabled", "FEATURE_FLAG_DO_CACHE is false: the cache DO is bypassed and only KV snapshot reads are served");
+}
+
+async function kvEntry(env: Env, key: string, now: number): Promise<Response> {
+  const read = await readKvSnapshot(env.CACHE_DO_KV);
+  if (!read.ok) return error(404, "not_found", `no entry for key ${JSON.stringify(key)} (KV snapshot: ${read.reason})`);
+  const found = read.snapshot.entries.find(([k, e]) => k === key && e.expiresAt > now);
+  if (!found) return error(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
+  const [, e] = found;
+  return json({ key, value: e.value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, source: "kv" });
+}
+
+export const adminRouter = new Router<AdminContext>()
+  .on("/", {
+    DELETE: async ({ url, env, config }) => {
+      if (!config.featureFlagDoCache) return doDisabled();
+      const scope = url.searchParams.get("scope") ?? "all";
+      if (scope !== "do" && scope !== "kv" && scope !== "all") {
+        throw new HttpError(400, "bad_request", "scope must be one of do, kv, all");
+      }
+      return json(await stub(env).clear(scope as ClearScope));
+    },
+  })
+  .on("/stats", {
+    GET: async ({ env, config }) => (config.featureFlagDoCache ? json(await stub(env).stats()) : doDisabled()),
+  })
+  .on("/metadata", {
+    GET: async ({ env, config }) => (config.featureFlagDoCache ? json(await stub(env).metadata()) : doDisabled()),
+  })
+  .on("/entries", {
+    GET: async ({ url, env, config }) => {
+      const prefix = url.searchParams.get("prefix") ?? "";
+      const cursor = url.searchParams.get("cursor") || null;
+      const limit = parseLimit(url.searchParams.get("limit"));
+      if (!config.featureFlagDoCache) return doDisabled();
+      return json(await stub(env).listKeys({ prefix, cursor, limit }));
+    },
+  })
+  .on("/entries/:key", {
+    GET: async ({ env, config }, params) => {
+      const key = decodeKey(params.key!);
+      if (!config.featureFlagDoCache) return kvEntry(env, key, Date.now());
+      const result = await stub(env).getEntry(key);
+      if (!result.ok) return fromResult(result);
+      const { valueJson, ...rest } = result.data;
+      const head = JSON.stringify(rest);
+      // Splice the stored canonical JSON in as `value` without parsing it.
+      return rawJson(`${head.slice(0, -1)},"value":${valueJson}}`);
+    },
+    PUT: async ({ request, env, config }, params) => {
+      const key = decodeKey(params.key!);
+      const body = await readJsonBody(request);
+      if (!config.featureFlagDoCache) return doDisabled();
+      const input = toEntryInput(body, key);
+      if ("problem" in input) throw new HttpError(input.status, input.status === 413 ? "too_large" : "bad_request", input.problem);
+      return fromResult(await stub(env).putEntry(input));
+    },
+    DELETE: async ({ env, config }, params) => {
+      const key = decodeKey(params.key!);
+      if (!config.featureFlagDoCache) return doDisabled();
+      return fromResult(await stub(env).deleteEntry(key));
+    },
+  })
+  .on("/seed", {
+    POST: async ({ request, env, config }) => {
+      const body = await readJsonBody(request);
+      if (!config.featureFlagDoCache) return doDisabled();
+      if (!isObject(body) || !Array.isArray(body.entries)) {
+        throw new HttpError(400, "bad_request", 'body must be {"entries": [{"key", "value", "ttlSeconds"?}], "flush"?: bool}');
+      }
+      if (body.flush !== undefined && typeof body.flush !== "boolean") throw new HttpError(400, "bad_request", "flush must be a boolean");
+      if (body.entries.length > MAX_SEED_ENTRIES) {
+        throw new HttpError(413, "too_large", `at most ${MAX_SEED_ENTRIES} entries per seed call (got ${body.entries.length})`);
+      }
+      const inputs: EntryInput[] = [];
+      const rejects: SeedReject[] = [];
+      body.entries.forEach((raw, index) => {
+        const input = toEntryInput(raw);
+        if ("problem" in input) rejects.push({ index, key: isObject(raw) ? raw.key : undefined, reason: input.problem });
+        else inputs.push(input);
+      });
+      if (rejects.length > 0) {
+        throw new HttpError(400, "bad_request", `${rejects.length} of ${body.entries.length} entries are invalid; nothing was applied`, { rejects });
+      }
+      return fromResult(await stub(env).seed(inputs, { flush: body.flush === true }));
+    },
+  })
+  .on("/flush", {
+    POST: async ({ request, env, config }) => {
+      await request.body?.cancel();
+      if (!config.featureFlagDoCache) return doDisabled();
+      return json(await stub(env).flush());
+    },
+  })
+  .on("/snapshot", {
+    GET: async ({ env, config }) => {
+      if (!config.featureFlagDoCache) {
+        const read = await readKvSnapshot(env.CACHE_DO_KV);
+        return read.ok ? json(read.snapshot) : error(404, "not_found", `KV snapshot unavailable: ${read.reason}`);
+      }
+      const snap = await stub(env).snapshot();
+      return rawJson(snap.text);
+    },
+  });

@@ -1,0 +1,52 @@
+import { API_PREFIX, VERSION } from "../protocol/index.js";
+import { readConfig } from "./config.js";
+import type { Env } from "./env.js";
+import { createLogger } from "./log.js";
+import { adminRouter } from "./http/admin.js";
+import { authorize } from "./http/auth.js";
+import { discardBody } from "./http/body.js";
+import { HttpError, error, json } from "./http/envelope.js";
+
+export { CacheDurableObject } from "./cache/cache-do.js";
+export type { Env } from "./env.js";
+
+/**
+ * The Worker's front door: `/health` without auth, the admin API under `/api/v1/cache` behind the key, and an
+ * error envelope for everything else. Every failure is an envelope; nothing here can answer with a stack trace.
+ */
+export async function handleRequest(request: Request, env: Env): Promise<Response> {
+  const url = new URL(request.url);
+  const path = url.pathname;
+  try {
+    if (path === "/health") {
+      await discardBody(request);
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return error(405, "method_not_allowed", `${request.method} is not allowed on /health; allowed: GET`, undefined, { allow: "GET" });
+      }
+      return json({ status: "ok", version: VERSION });
+    }
+    if (path !== API_PREFIX && !path.startsWith(`${API_PREFIX}/`)) {
+      await discardBody(request);
+      return error(404, "not_found", `no route for ${request.method} ${path}`);
+    }
+    // Authenticate before routing, so an unauthenticated caller learns nothing about which paths exist.
+    const denied = await authorize(request, env.ADMIN_API_KEY);
+    if (denied) {
+      await discardBody(request);
+      return denied;
+    }
+    const { config } = readConfig(env);
+    const response = await adminRouter.handle(request.method, path.slice(API_PREFIX.length) || "/", { request, url, env, config });
+    await discardBody(request);
+    return response;
+  } catch (err) {
+    await discardBody(request);
+    if (err instanceof HttpError) return error(err.status, err.code, err.message, err.details);
+    createLogger("error")("error", "CACHE_DO_PERSIST", "unhandled", { path, error: err instanceof Error ? err.message : String(err) });
+    return error(500, "internal_error", "internal error; see the Worker's logs");
+  }
+}
+
+export default {
+  fetch: (request, env) => handleRequest(request, env),
+} satisfies ExportedHandler<Env>;
