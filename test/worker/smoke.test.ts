@@ -1,9 +1,16 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import { api, apiJson, entryPath, freshState, putJson } from "./helpers.js";
+import { exports } from "cloudflare:workers";
+import { ADMIN_KEY, BASE, api, apiJson, entryPath, freshState, putJson } from "./helpers.js";
 
 beforeEach(freshState);
 
 describe("smoke", () => {
+  it("the default export serves requests through the runtime's service binding", async () => {
+    const res = await exports.default.fetch(new Request(`${BASE}/api/v1/cache/stats`, { headers: { "x-api-key": ADMIN_KEY } }));
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { data: { size: number } }).data.size).toBe(0);
+  });
+
   it("health answers without auth", async () => {
     const { status, body } = await apiJson("/health", { key: null });
     expect(status).toBe(200);

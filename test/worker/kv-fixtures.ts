@@ -1,0 +1,21 @@
+import { env } from "cloudflare:workers";
+import { ENTRIES_KEY, canonicalJson, digestEntries, type EntriesSnapshot, type SnapshotEntry } from "../../protocol/index.js";
+
+/** Writes a well-formed `do_cache_entries` snapshot straight into KV, as another writer (or an old DO) would. */
+export async function writeKvSnapshot(generation: number, values: Record<string, unknown>, ttlMs = 3_600_000): Promise<EntriesSnapshot> {
+  const now = Date.now();
+  const entries: Array<[string, SnapshotEntry]> = Object.entries(values).map(([key, value]) => [
+    key,
+    { value, expiresAt: now + ttlMs, lastAccessed: now, cachedAt: now },
+  ]);
+  const snapshot: EntriesSnapshot = { format: 1, generation, writtenAt: now, digest: await digestEntries(entries), entries };
+  await env.CACHE_DO_KV.put(ENTRIES_KEY, JSON.stringify(snapshot));
+  return snapshot;
+}
+
+export async function readKvJson<T = any>(key: string): Promise<T | null> {
+  const text = await env.CACHE_DO_KV.get(key, "text");
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
+export const canonical = canonicalJson;
