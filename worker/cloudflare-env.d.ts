@@ -1,4 +1,11 @@
-// Types `env` from "cloudflare:workers" (and in tests, "cloudflare:test") as this Worker's bindings.
-declare namespace Cloudflare {
-  interface Env extends import("./env.js").Env {}
+// Types `env` and `exports` from "cloudflare:workers" (also used by tests) as this Worker's bindings and exports.
+import type { Env as WorkerEnv } from "./env.js";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends WorkerEnv {}
+    interface GlobalProps {
+      mainModule: typeof import("./index.js");
+    }
+  }
 }

@@ -22,7 +22,7 @@ export async function api(path: string, init: RequestInit & { key?: string | nul
   // The exported handler is called directly rather than through exports.default.fetch: the harness's
   // self-binding slows down superlinearly with every request (cloudflare/workers-sdk#15446). smoke.test.ts
   // still goes through the binding to prove the export is wired.
-  return worker.fetch(new Request(`${BASE}${path}`, { ...init, headers }), env);
+  return worker.fetch(new Request(`${BASE}${path}`, { ...init, headers }) as Request<unknown, IncomingRequestCfProperties>, env);
 }
 
 export async function apiJson<T = any>(path: string, init: RequestInit & { key?: string | null } = {}): Promise<{ status: number; body: T }> {

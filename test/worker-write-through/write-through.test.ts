@@ -1,0 +1,33 @@
+import { reset, runInDurableObject } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { ENTRIES_KEY, STATS_KEY } from "../../protocol/index.js";
+import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
+import { apiJson, cacheStub, countKvWrites, entryPath, putJson } from "../worker/helpers.js";
+import { readKvJson } from "../worker/kv-fixtures.js";
+
+beforeEach(() => reset());
+
+describe("KV_SYNC_MODE=write-through (the original system, kept as the benchmark baseline)", () => {
+  it("writes both KV keys on every mutation", async () => {
+    await apiJson("/api/v1/cache/stats"); // construct the DO before wrapping its KV
+    const writes = await countKvWrites();
+    for (let i = 0; i < 25; i++) await putJson(entryPath(`k${i % 5}`), { value: i });
+    await apiJson(entryPath("k1"), { method: "DELETE" });
+    expect(writes.puts.length).toBe(2 * 26);
+    expect(writes.puts.filter((k) => k === ENTRIES_KEY).length).toBe(26);
+    expect(writes.puts.filter((k) => k === STATS_KEY).length).toBe(26);
+    const kv = await readKvJson(ENTRIES_KEY);
+    expect(kv.generation).toBe(26);
+    expect(kv.entries).toHaveLength(4);
+    expect((await apiJson("/api/v1/cache/stats")).body.data.kv).toMatchObject({ mode: "write-through", writesToday: 52, pendingSince: null });
+  });
+
+  it("still never fails a write when KV throws", async () => {
+    await runInDurableObject(cacheStub(), (i: CacheDurableObject) => {
+      i.sync.kv = { put: async () => { throw new Error("429 Too Many Requests"); } } as unknown as KVNamespace;
+    });
+    expect((await putJson(entryPath("a"), { value: 1 })).status).toBe(200);
+    expect((await apiJson(entryPath("a"))).body.data.value).toBe(1);
+    expect((await apiJson("/api/v1/cache/stats")).body.data.kv.lastError).toMatch(/429/);
+  });
+});
