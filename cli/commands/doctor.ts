@@ -1,0 +1,90 @@
+import { VERSION } from "../../protocol/index.js";
+import { ENTRIES_KEY } from "../../protocol/index.js";
+import type { CommandContext } from "../context.js";
+import { CliError, EXIT } from "../errors.js";
+import { send } from "../http/send.js";
+
+type Verdict = "ok" | "warn" | "fail" | "skip";
+interface Check {
+  name: string;
+  verdict: Verdict;
+  detail: string;
+  fix?: string;
+}
+
+/**
+ * `doctor`: each check says what it found and, when something is wrong, what to change. Exit 2 if any check
+ * fails; warnings alone exit 0.
+ */
+export async function doctorCommand(ctx: CommandContext): Promise<number> {
+  const checks: Check[] = [];
+  const s = ctx.settings;
+  const src = (name: keyof typeof s.sources) => (s.sources[name] ? ` (from ${s.sources[name]})` : "");
+
+  checks.push(s.url ? { name: "worker url", verdict: "ok", detail: `${s.url}${src("url")}` } : { name: "worker url", verdict: "fail", detail: "not set", fix: "set --url or TFTCACHE_URL (or use --local)" });
+  checks.push(s.apiKey ? { name: "admin key", verdict: "ok", detail: `set${src("apiKey")}` } : { name: "admin key", verdict: "fail", detail: "not set", fix: "set --api-key or TFTCACHE_API_KEY" });
+  const kvMissing = (["accountId", "apiToken", "namespaceId"] as const).filter((n) => !s[n]);
+  checks.push(
+    kvMissing.length === 0
+      ? { name: "cloudflare api", verdict: "ok", detail: `account ${s.accountId}${src("accountId")}, namespace ${s.namespaceId}${src("namespaceId")}, ${s.cfApiBase}` }
+      : { name: "cloudflare api", verdict: "warn", detail: `missing ${kvMissing.join(", ")}: diff, verify-kv and get --from kv will not work`, fix: "set CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN and TFTCACHE_KV_NAMESPACE_ID (or wrangler.toml)" },
+  );
+
+  let doGeneration: number | undefined;
+  if (s.url) {
+    const started = Date.now();
+    try {
+      const res = await send(new URL("/health", s.url), { method: "GET" }, { ...ctx.http, retries: 0 });
+      const elapsed = Date.now() - started;
+      let version: string | undefined;
+      try {
+        version = (JSON.parse(res.text) as { data?: { version?: string } }).data?.version;
+      } catch {
+        version = undefined;
+      }
+      if (res.status !== 200 || !version) checks.push({ name: "reachability", verdict: "fail", detail: `GET /health answered HTTP ${res.status} without a tftcache version`, fix: "is --url the tftcache Worker?" });
+      else {
+        checks.push({ name: "reachability", verdict: version === VERSION ? "ok" : "warn", detail: `tftcache ${version} in ${elapsed} ms${version === VERSION ? "" : ` (CLI is ${VERSION})`}`, ...(version === VERSION ? {} : { fix: "deploy the Worker and the CLI from the same release" }) });
+        const date = res.headers.date;
+        const serverMs = typeof date === "string" ? Date.parse(date) : NaN;
+        if (!Number.isNaN(serverMs)) {
+          const skew = Math.round((serverMs - (started + elapsed / 2)) / 1000);
+          checks.push(Math.abs(skew) <= 30 ? { name: "clock skew", verdict: "ok", detail: `${skew}s` } : { name: "clock skew", verdict: "warn", detail: `${skew}s between this machine and the Worker`, fix: "sync this machine's clock (TTLs and --max-lag-seconds read it)" });
+        }
+      }
+    } catch (err) {
+      checks.push({ name: "reachability", verdict: "fail", detail: (err as Error).message, ...(err instanceof CliError && err.hint ? { fix: err.hint } : {}) });
+    }
+  }
+  if (s.url && s.apiKey && checks.find((c) => c.name === "reachability")?.verdict !== "fail") {
+    try {
+      const stats = await ctx.admin().stats();
+      doGeneration = stats.generation;
+      checks.push({ name: "auth", verdict: "ok", detail: `admin API answered: ${stats.size} entries, generation ${stats.generation}` });
+      if (stats.kv.lastError) checks.push({ name: "kv writes", verdict: "warn", detail: stats.kv.lastError, fix: "see `tftcache stats`; the DO retries from its alarm" });
+    } catch (err) {
+      checks.push({ name: "auth", verdict: "fail", detail: (err as Error).message, ...(err instanceof CliError && err.hint ? { fix: err.hint } : {}) });
+    }
+  }
+  if (kvMissing.length === 0) {
+    try {
+      const meta = (await ctx.kv().getMetadata(ENTRIES_KEY)) as { generation?: number } | null;
+      if (meta === null) checks.push({ name: "namespace", verdict: "warn", detail: `${ENTRIES_KEY} not present in namespace ${s.namespaceId}`, fix: "the DO has not flushed yet (`tftcache flush`), or this is not the namespace bound as CACHE_DO_KV (check --preview / --env)" });
+      else {
+        const behind = doGeneration !== undefined && typeof meta.generation === "number" && meta.generation < doGeneration;
+        checks.push({ name: "namespace", verdict: "ok", detail: `${ENTRIES_KEY} present, generation ${meta.generation ?? "?"}${behind ? " (behind the DO; `tftcache verify-kv` for details)" : ""}` });
+      }
+    } catch (err) {
+      checks.push({ name: "namespace", verdict: "fail", detail: (err as Error).message, ...(err instanceof CliError && err.hint ? { fix: err.hint } : {}) });
+    }
+  }
+
+  const failed = checks.some((c) => c.verdict === "fail");
+  if (ctx.out.json) ctx.out.document({ ok: !failed, checks });
+  else {
+    const c = ctx.out.chalk;
+    const mark: Record<Verdict, string> = { ok: c.green("ok"), warn: c.yellow("warn"), fail: c.red("FAIL"), skip: c.dim("skip") };
+    ctx.out.print(ctx.out.table(["check", "", "found", "fix"], checks.map((ch) => [ch.name, mark[ch.verdict], ch.detail, ch.fix ?? ""])));
+  }
+  return failed ? EXIT.ERROR : EXIT.OK;
+}

@@ -1,0 +1,46 @@
+import type { CommandContext } from "../context.js";
+import { CliError, EXIT } from "../errors.js";
+import { formatRelative } from "../output.js";
+import { buildSyncReport } from "../sync-report.js";
+import { printItems } from "./diff.js";
+
+/**
+ * `verify-kv`: the CI gate. Both keys present and readable, the digest intact, stats consistent with entries,
+ * and entries equal to the DO's (within --max-lag-seconds when given). 0 in sync, 1 drift, 2 could not check.
+ */
+export async function verifyKvCommand(ctx: CommandContext, opts: { flush?: boolean; maxLagSeconds?: string }): Promise<number> {
+  let maxLag: number | undefined;
+  if (opts.maxLagSeconds !== undefined) {
+    maxLag = Number(opts.maxLagSeconds);
+    if (!Number.isFinite(maxLag) || maxLag < 0) throw new CliError(`--max-lag-seconds must be a number >= 0 (got ${JSON.stringify(opts.maxLagSeconds)})`);
+  }
+  if (opts.flush) {
+    const flushed = await ctx.admin().flush();
+    if (!flushed.written) throw new CliError(`--flush: the Worker did not write KV: ${flushed.error ?? "unknown reason"}`);
+    ctx.out.note(`flushed generation ${flushed.generation}`);
+  }
+  const report = await buildSyncReport(ctx, { requireStats: true, includeMatches: false, ...(maxLag === undefined ? {} : { maxLagSeconds: maxLag }) });
+  if (ctx.out.json) {
+    ctx.out.document(report);
+    return report.status === "match" ? EXIT.OK : EXIT.DRIFT;
+  }
+  const c = ctx.out.chalk;
+  const e = report.kv.entries;
+  const s = report.kv.stats;
+  const state = (st: string) => (st === "present" ? c.green(st) : c.red(st));
+  const rows: Array<[string, string | number]> = [
+    ["do_cache_entries", `${state(e.state)}${e.generation !== undefined ? `, generation ${e.generation}, ${e.entries} entries, written ${formatRelative(e.writtenAt)}` : ""}`],
+    ["do_cache_stats", `${state(s.state)}${s.generation !== undefined ? `, generation ${s.generation}` : ""}`],
+    ["DO", `generation ${report.do.generation}, ${report.do.entries} entries`],
+    ["entries", `${report.counts.match} match, ${report.counts.differ} differ, ${report.counts.onlyInDo} only in DO, ${report.counts.onlyInKv} only in KV`],
+  ];
+  if (report.kv.lag) rows.push(["lag", `${report.kv.lag.generations} generation(s), ${report.kv.lag.seconds}s${report.kv.lag.tolerated ? " (within --max-lag-seconds)" : ""}`]);
+  ctx.out.print(ctx.out.pairs(rows));
+  printItems(ctx, report);
+  if (report.status === "match") ctx.out.print(c.green("verify-kv: OK, KV matches the DO"));
+  else {
+    ctx.out.print(c.red(`verify-kv: DRIFT`));
+    for (const p of report.problems) ctx.out.print(`  - ${p}`);
+  }
+  return report.status === "match" ? EXIT.OK : EXIT.DRIFT;
+}

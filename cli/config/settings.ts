@@ -1,0 +1,156 @@
+import { existsSync, readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { CliError } from "../errors.js";
+import { readLocalStackInfo } from "./local-stack.js";
+import { findWranglerToml, namespaceFromWranglerToml } from "./wrangler-toml.js";
+
+/** Global options as commander hands them over (flags only; env and files are merged here). */
+export interface GlobalFlags {
+  url?: string;
+  apiKey?: string;
+  accountId?: string;
+  apiToken?: string;
+  namespaceId?: string;
+  cfApiBase?: string;
+  config?: string;
+  env?: string;
+  preview?: boolean;
+  json?: boolean;
+  color?: boolean;
+  timeout?: string;
+  local?: boolean;
+  verbose?: boolean;
+}
+
+export type Source = "flag" | "local" | "env" | "config" | "wrangler.toml" | "default";
+
+export interface Settings {
+  url?: string;
+  apiKey?: string;
+  accountId?: string;
+  apiToken?: string;
+  namespaceId?: string;
+  cfApiBase: string;
+  timeoutMs: number;
+  json: boolean;
+  color: boolean;
+  verbose: boolean;
+  /** Where each setting came from: `doctor` prints it so a wrong value can be traced. */
+  sources: Partial<Record<SettingName, Source | string>>;
+  configFile?: string;
+}
+
+type SettingName = "url" | "apiKey" | "accountId" | "apiToken" | "namespaceId" | "cfApiBase" | "timeoutMs";
+
+export const DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4";
+export const DEFAULT_TIMEOUT_MS = 15_000;
+
+/** The flag and env var for each setting: error messages name both. */
+export const SETTING_SOURCES: Record<SettingName, { flag: string; env?: string }> = {
+  url: { flag: "--url", env: "TFTCACHE_URL" },
+  apiKey: { flag: "--api-key", env: "TFTCACHE_API_KEY" },
+  accountId: { flag: "--account-id", env: "CLOUDFLARE_ACCOUNT_ID" },
+  apiToken: { flag: "--api-token", env: "CLOUDFLARE_API_TOKEN" },
+  namespaceId: { flag: "--namespace-id", env: "TFTCACHE_KV_NAMESPACE_ID" },
+  cfApiBase: { flag: "--cf-api-base", env: "CLOUDFLARE_API_BASE_URL" },
+  timeoutMs: { flag: "--timeout" },
+};
+
+export const CONFIG_FILE_NAME = "tftcache.config.json";
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new CliError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const doc = JSON.parse(text) as unknown;
+    if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new Error("not a JSON object");
+    return doc as Record<string, unknown>;
+  } catch (err) {
+    throw new CliError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Resolves every setting: flag > `--local` > env var > config file (`-c`, else ./tftcache.config.json) >
+ * wrangler.toml (the namespace id only) > default. `--local` sits just under explicit flags so that a shell with
+ * production variables exported still talks to the laptop when asked to.
+ */
+export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv, cwd: string): Settings {
+  const configPath = flags.config ? (isAbsolute(flags.config) ? flags.config : join(cwd, flags.config)) : existsSync(join(cwd, CONFIG_FILE_NAME)) ? join(cwd, CONFIG_FILE_NAME) : undefined;
+  const file = configPath ? readConfigFile(configPath) : {};
+  const local = flags.local ? readLocalStackInfo(cwd) : undefined;
+  const sources: Settings["sources"] = {};
+
+  const pick = (name: SettingName, flag: string | undefined, fileKey: string, localValue?: string): string | undefined => {
+    const envName = SETTING_SOURCES[name].env;
+    const candidates: Array<[Source | string, unknown]> = [
+      ["flag", flag],
+      ["local", localValue],
+      [envName ? `env ${envName}` : "env", envName ? env[envName] : undefined],
+      [configPath ? `config ${configPath}` : "config", file[fileKey]],
+    ];
+    for (const [source, value] of candidates) {
+      if (typeof value === "string" && value !== "") {
+        sources[name] = source;
+        return value;
+      }
+    }
+    return undefined;
+  };
+
+  const settings: Settings = {
+    cfApiBase: DEFAULT_CF_API_BASE,
+    timeoutMs: DEFAULT_TIMEOUT_MS,
+    json: flags.json === true,
+    color: flags.color !== false && !("NO_COLOR" in env && env.NO_COLOR !== ""),
+    verbose: flags.verbose === true,
+    sources,
+  };
+  if (configPath) settings.configFile = configPath;
+  const assign = (name: Exclude<SettingName, "timeoutMs" | "cfApiBase">, value: string | undefined) => {
+    if (value !== undefined) settings[name] = value;
+  };
+  assign("url", pick("url", flags.url, "url", local?.url));
+  assign("apiKey", pick("apiKey", flags.apiKey, "apiKey", local?.apiKey));
+  assign("accountId", pick("accountId", flags.accountId, "accountId", local?.accountId));
+  assign("apiToken", pick("apiToken", flags.apiToken, "apiToken", local?.apiToken));
+  assign("namespaceId", pick("namespaceId", flags.namespaceId, "namespaceId", local?.namespaceId));
+  const base = pick("cfApiBase", flags.cfApiBase, "cfApiBase", local?.cfApiBase);
+  if (base) settings.cfApiBase = base;
+  else sources.cfApiBase = "default";
+
+  const wranglerEnv = flags.env ?? (typeof file.env === "string" ? file.env : undefined);
+  const preview = flags.preview ?? (file.preview === true);
+  if (!settings.namespaceId) {
+    const toml = findWranglerToml(cwd);
+    const id = toml ? namespaceFromWranglerToml(toml, { ...(wranglerEnv ? { env: wranglerEnv } : {}), preview }) : null;
+    if (id) {
+      settings.namespaceId = id;
+      sources.namespaceId = `wrangler.toml ${preview ? "preview_id" : "id"}${wranglerEnv ? ` [env.${wranglerEnv}]` : ""}`;
+    }
+  }
+
+  const timeoutRaw = flags.timeout ?? (typeof file.timeout === "number" ? String(file.timeout) : undefined);
+  if (timeoutRaw !== undefined) {
+    const ms = Number(timeoutRaw);
+    if (!Number.isInteger(ms) || ms <= 0) throw new CliError(`--timeout must be a positive number of milliseconds (got ${JSON.stringify(timeoutRaw)})`);
+    settings.timeoutMs = ms;
+    sources.timeoutMs = flags.timeout !== undefined ? "flag" : "config";
+  }
+  return settings;
+}
+
+/** The value, or an error that says exactly which flag or env var would supply it. */
+export function requireSetting(settings: Settings, name: Exclude<SettingName, "timeoutMs" | "cfApiBase">, purpose: string): string {
+  const value = settings[name];
+  if (value) return value;
+  const { flag, env } = SETTING_SOURCES[name];
+  const extra = name === "namespaceId" ? ", or a CACHE_DO_KV binding in wrangler.toml" : "";
+  throw new CliError(`${purpose} needs ${flag}${env ? ` or ${env}` : ""}${extra}`, {
+    hint: `or put "${name}" in ${CONFIG_FILE_NAME}; \`tftcache --local …\` uses the local stack`,
+  });
+}

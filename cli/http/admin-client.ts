@@ -1,0 +1,114 @@
+import {
+  API_PREFIX,
+  type CacheStats,
+  type ClearResult,
+  type ClearScope,
+  type EntriesSnapshot,
+  type EntryView,
+  type FlushResult,
+  type KeyListing,
+  type Metadata,
+  type SeedResult,
+} from "../../protocol/index.js";
+import { CliError } from "../errors.js";
+import { send, type HttpOptions, type HttpResponse, type SendInit } from "./send.js";
+
+type Call = Omit<SendInit, "headers"> & { json?: unknown; query?: Record<string, string | number | undefined | null> };
+
+/** Failure reported by the admin API in its error envelope. */
+export class AdminApiError extends CliError {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    hint?: string,
+  ) {
+    super(message, hint === undefined ? {} : { hint });
+  }
+}
+
+function parseEnvelope(res: HttpResponse): { success: boolean; data?: unknown; error?: { code: string; message: string; details?: unknown } } {
+  const contentType = String(res.headers["content-type"] ?? "unknown");
+  try {
+    const body = JSON.parse(res.text) as unknown;
+    if (typeof body === "object" && body !== null && "success" in body) return body as ReturnType<typeof parseEnvelope>;
+  } catch {
+    // fall through: not JSON
+  }
+  const origin = new URL(res.url).origin;
+  throw new CliError(`unexpected response from ${origin} (HTTP ${res.status}, ${contentType.split(";")[0]}): not a tftcache JSON envelope`, {
+    hint: "is --url / TFTCACHE_URL pointing at the tftcache Worker (not a proxy, login page or another service)?",
+  });
+}
+
+/** The Worker's admin API (design.md §3), one method per route. */
+export class AdminClient {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly apiKey: string,
+    private readonly http: HttpOptions,
+  ) {}
+
+  private url(path: string, query: Call["query"] = {}): URL {
+    // Appended, not resolved: a Worker mounted under a path prefix keeps it.
+    const url = new URL(`${this.baseUrl.replace(/\/+$/, "")}${path}`);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  async call<T>(path: string, init: Call): Promise<T> {
+    const headers: Record<string, string> = { "x-api-key": this.apiKey, accept: "application/json" };
+    let body: string | undefined;
+    if (init.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(init.json);
+    }
+    const res = await send(this.url(path, init.query), { method: init.method, headers, ...(body === undefined ? {} : { body }), ...(init.idempotent === undefined ? {} : { idempotent: init.idempotent }) }, this.http);
+    const envelope = parseEnvelope(res);
+    if (envelope.success) return envelope.data as T;
+    const code = envelope.error?.code ?? "unknown";
+    const message = envelope.error?.message ?? `HTTP ${res.status}`;
+    if (res.status === 401) {
+      throw new AdminApiError(401, code, `the Worker refused the API key (401 ${code})`, undefined, "check --api-key or TFTCACHE_API_KEY against the Worker's ADMIN_API_KEY secret");
+    }
+    if (res.status === 403) throw new AdminApiError(403, code, `forbidden (403): ${message}`, undefined, "something in front of the Worker (Cloudflare Access, a WAF rule) refused the request");
+    if (code === "admin_disabled") throw new AdminApiError(res.status, code, message, undefined, "set it with `wrangler secret put ADMIN_API_KEY` (or in .dev.vars locally)");
+    if (res.status === 429) throw new AdminApiError(429, code, `rate limited by the Worker (429): ${message}`, undefined, "wait and retry");
+    throw new AdminApiError(res.status, code, `${message} (HTTP ${res.status} ${code})`, envelope.error?.details);
+  }
+
+  health() {
+    return this.call<{ status: string; version: string }>("/health", { method: "GET" });
+  }
+  stats() {
+    return this.call<CacheStats>(`${API_PREFIX}/stats`, { method: "GET" });
+  }
+  metadata() {
+    return this.call<Metadata>(`${API_PREFIX}/metadata`, { method: "GET" });
+  }
+  list(opts: { prefix?: string; cursor?: string | null; limit?: number }) {
+    return this.call<KeyListing>(`${API_PREFIX}/entries`, { method: "GET", query: { prefix: opts.prefix, cursor: opts.cursor, limit: opts.limit } });
+  }
+  /** Null when the key is absent or expired. */
+  async get(key: string): Promise<EntryView | null> {
+    try {
+      return await this.call<EntryView>(`${API_PREFIX}/entries/${encodeURIComponent(key)}`, { method: "GET" });
+    } catch (err) {
+      if (err instanceof AdminApiError && err.status === 404 && err.code === "not_found") return null;
+      throw err;
+    }
+  }
+  seed(entries: Array<{ key: string; value: unknown; ttlSeconds?: number }>, flush: boolean) {
+    return this.call<SeedResult>(`${API_PREFIX}/seed`, { method: "POST", json: { entries, flush } });
+  }
+  flush() {
+    return this.call<FlushResult>(`${API_PREFIX}/flush`, { method: "POST" });
+  }
+  snapshot() {
+    return this.call<EntriesSnapshot>(`${API_PREFIX}/snapshot`, { method: "GET" });
+  }
+  clear(scope: ClearScope) {
+    return this.call<ClearResult>(API_PREFIX, { method: "DELETE", query: { scope } });
+  }
+}

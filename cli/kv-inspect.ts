@@ -1,0 +1,69 @@
+import { ENTRIES_KEY, STATS_KEY, checkDigest, parseEntriesSnapshot, parseStatsSnapshot, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
+import type { KvRestClient } from "./http/kv-client.js";
+
+export type KeyState = "present" | "missing" | "unreadable" | "torn";
+
+export interface EntriesKeyReport {
+  key: typeof ENTRIES_KEY;
+  state: KeyState;
+  generation?: number;
+  writtenAt?: number;
+  digest?: string;
+  actualDigest?: string;
+  entries?: number;
+  error?: string;
+}
+
+export interface StatsKeyReport {
+  key: typeof STATS_KEY;
+  state: Exclude<KeyState, "torn">;
+  generation?: number;
+  writtenAt?: number;
+  error?: string;
+}
+
+export interface KvInspection {
+  entries: EntriesKeyReport;
+  stats: StatsKeyReport;
+  /** The parsed snapshot when it is readable, torn or not, so a torn one can still be compared key by key. */
+  snapshot: EntriesSnapshot | null;
+  statsDoc: StatsSnapshot | null;
+}
+
+/** Reads both KV keys through the REST API and says, for each, whether it is present, readable and intact. */
+export async function inspectKv(kv: KvRestClient, opts: { stats: boolean } = { stats: true }): Promise<KvInspection> {
+  const [entriesText, statsText] = await Promise.all([kv.getValue(ENTRIES_KEY), opts.stats ? kv.getValue(STATS_KEY) : Promise.resolve(null)]);
+  let snapshot: EntriesSnapshot | null = null;
+  let entries: EntriesKeyReport;
+  if (entriesText === null) entries = { key: ENTRIES_KEY, state: "missing" };
+  else {
+    const parsed = parseEntriesSnapshot(entriesText);
+    if (!parsed.ok) entries = { key: ENTRIES_KEY, state: "unreadable", error: parsed.error };
+    else {
+      snapshot = parsed.value;
+      const { intact, actual } = await checkDigest(parsed.value);
+      entries = {
+        key: ENTRIES_KEY,
+        state: intact ? "present" : "torn",
+        generation: parsed.value.generation,
+        writtenAt: parsed.value.writtenAt,
+        digest: parsed.value.digest,
+        entries: parsed.value.entries.length,
+        ...(intact ? {} : { actualDigest: actual, error: `digest mismatch: claims ${parsed.value.digest}, entries hash to ${actual}` }),
+      };
+    }
+  }
+  let statsDoc: StatsSnapshot | null = null;
+  let stats: StatsKeyReport;
+  if (!opts.stats) stats = { key: STATS_KEY, state: "missing", error: "not read" };
+  else if (statsText === null) stats = { key: STATS_KEY, state: "missing" };
+  else {
+    const parsed = parseStatsSnapshot(statsText);
+    if (!parsed.ok) stats = { key: STATS_KEY, state: "unreadable", error: parsed.error };
+    else {
+      statsDoc = parsed.value;
+      stats = { key: STATS_KEY, state: "present", generation: parsed.value.generation, writtenAt: parsed.value.writtenAt };
+    }
+  }
+  return { entries, stats, snapshot, statsDoc };
+}

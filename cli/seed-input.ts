@@ -1,0 +1,106 @@
+import { canonicalJson, keyProblem, parseEntriesSnapshot, ttlProblem, valueProblem } from "../protocol/index.js";
+
+export interface SeedEntry {
+  key: string;
+  value: unknown;
+  ttlSeconds?: number;
+}
+
+export interface SeedReject {
+  /** 1-based line for NDJSON, else the 0-based index in the array or snapshot. */
+  where: string;
+  key?: string;
+  reason: string;
+}
+
+export interface ParsedSeed {
+  format: "json-array" | "ndjson" | "snapshot";
+  entries: SeedEntry[];
+  rejects: SeedReject[];
+  /** Snapshot entries already expired: skipped, not rejected. */
+  expired: number;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Same rules the Worker applies (protocol/limits), so a reject here would have been a 400 there. */
+function validate(raw: unknown, where: string, defaultTtl: number | undefined): SeedEntry | SeedReject {
+  if (!isObject(raw)) return { where, reason: 'expected an object {"key", "value", "ttlSeconds"?}' };
+  const keyIssue = keyProblem(raw.key);
+  const key = typeof raw.key === "string" ? raw.key : undefined;
+  const withKey = key === undefined ? {} : { key };
+  if (keyIssue) return { where, ...withKey, reason: keyIssue };
+  if (!("value" in raw)) return { where, ...withKey, reason: 'missing "value"' };
+  const ttl = raw.ttlSeconds ?? defaultTtl;
+  const ttlIssue = ttlProblem(ttl);
+  if (ttlIssue) return { where, ...withKey, reason: ttlIssue };
+  const valueIssue = valueProblem(canonicalJson(raw.value));
+  if (valueIssue) return { where, ...withKey, reason: valueIssue };
+  return { key: key!, value: raw.value, ...(typeof ttl === "number" ? { ttlSeconds: ttl } : {}) };
+}
+
+function collect(items: Array<[unknown, string]>, defaultTtl: number | undefined): { entries: SeedEntry[]; rejects: SeedReject[] } {
+  const entries: SeedEntry[] = [];
+  const rejects: SeedReject[] = [];
+  for (const [raw, where] of items) {
+    const result = validate(raw, where, defaultTtl);
+    if ("reason" in result) rejects.push(result);
+    else entries.push(result);
+  }
+  return { entries, rejects };
+}
+
+/**
+ * Accepts a JSON array of entries, NDJSON (one entry per line), or a `do_cache_entries` snapshot (remaining
+ * TTLs are computed from `expiresAt`; expired entries are skipped). Bad entries are rejected one by one with
+ * where they were, so the rest can still be seeded.
+ */
+export function parseSeedInput(text: string, opts: { defaultTtl?: number; now?: number } = {}): ParsedSeed {
+  const now = opts.now ?? Date.now();
+  const trimmed = text.trim();
+  if (trimmed === "") throw new SeedFormatError("input is empty");
+  let whole: unknown;
+  let wholeError: Error | null = null;
+  try {
+    whole = JSON.parse(trimmed);
+  } catch (err) {
+    wholeError = err as Error;
+  }
+  if (wholeError === null) {
+    if (Array.isArray(whole)) return { format: "json-array", ...collect(whole.map((raw, i) => [raw, `entry ${i}`]), opts.defaultTtl), expired: 0 };
+    if (isObject(whole) && "format" in whole && Array.isArray(whole.entries)) {
+      const parsed = parseEntriesSnapshot(trimmed);
+      if (!parsed.ok) throw new SeedFormatError(`looks like a snapshot but is not one: ${parsed.error}`);
+      let expired = 0;
+      const items: Array<[unknown, string]> = [];
+      parsed.value.entries.forEach(([key, e], i) => {
+        if (e.expiresAt <= now) expired++;
+        else items.push([{ key, value: e.value, ttlSeconds: (e.expiresAt - now) / 1000 }, `entry ${i}`]);
+      });
+      return { format: "snapshot", ...collect(items, undefined), expired };
+    }
+    if (isObject(whole) && Array.isArray(whole.entries)) {
+      return { format: "json-array", ...collect(whole.entries.map((raw, i) => [raw, `entry ${i}`]), opts.defaultTtl), expired: 0 };
+    }
+    if (isObject(whole)) return { format: "ndjson", ...collect([[whole, "line 1"]], opts.defaultTtl), expired: 0 };
+    throw new SeedFormatError("expected a JSON array of entries, NDJSON, or a do_cache_entries snapshot");
+  }
+  if (trimmed.startsWith("[")) throw new SeedFormatError(`input is not valid JSON: ${wholeError.message}`);
+  const items: Array<[unknown, string]> = [];
+  const rejects: SeedReject[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === "") return;
+    try {
+      items.push([JSON.parse(line), `line ${i + 1}`]);
+    } catch (err) {
+      rejects.push({ where: `line ${i + 1}`, reason: `not valid JSON (${(err as Error).message})` });
+    }
+  });
+  const collected = collect(items, opts.defaultTtl);
+  return { format: "ndjson", entries: collected.entries, rejects: [...rejects, ...collected.rejects].sort(byPosition), expired: 0 };
+}
+
+const position = (r: SeedReject) => Number(r.where.replace(/\D+/g, ""));
+const byPosition = (a: SeedReject, b: SeedReject) => position(a) - position(b);
+
+export class SeedFormatError extends Error {}

@@ -1,0 +1,92 @@
+import type { CacheStats, EntriesSnapshot } from "../protocol/index.js";
+import { compareSnapshots, type CompareItem, type Comparison } from "./compare.js";
+import type { CommandContext } from "./context.js";
+import { inspectKv, type EntriesKeyReport, type StatsKeyReport } from "./kv-inspect.js";
+
+export interface LagReport {
+  /** DO generation minus KV generation (0 when in step). */
+  generations: number;
+  /** Seconds since the first mutation KV has not seen yet (from the DO's `kv.pendingSince`). */
+  seconds: number;
+  /** Whether --max-lag-seconds tolerates it. */
+  tolerated: boolean;
+}
+
+/** The summary shape of design.md §4, shared by `diff` and `verify-kv`. */
+export interface SyncReport {
+  status: "match" | "drift" | "error";
+  counts: Comparison["counts"];
+  items: CompareItem[];
+  kv: { entries: EntriesKeyReport; stats: StatsKeyReport; lag: LagReport | null };
+  do: { generation: number; entries: number; digest: string };
+  /** Why the status is drift, one sentence each, in the order a person should read them. */
+  problems: string[];
+}
+
+/** Reads the DO snapshot and both KV keys, and judges them. Throws only when the check itself cannot run. */
+export async function buildSyncReport(
+  ctx: CommandContext,
+  opts: { requireStats: boolean; maxLagSeconds?: number; includeMatches: boolean },
+): Promise<SyncReport> {
+  const admin = ctx.admin();
+  const kvClient = ctx.kv();
+  const [doSnap, doStats, kv] = await Promise.all([admin.snapshot(), admin.stats(), inspectKv(kvClient, { stats: opts.requireStats })]);
+  return judge(doSnap, doStats, kv, opts, Date.now());
+}
+
+export function judge(
+  doSnap: EntriesSnapshot,
+  doStats: CacheStats,
+  kv: Awaited<ReturnType<typeof inspectKv>>,
+  opts: { requireStats: boolean; maxLagSeconds?: number; includeMatches: boolean },
+  now: number,
+): SyncReport {
+  const problems: string[] = [];
+  const e = kv.entries;
+  if (e.state === "missing") problems.push("do_cache_entries is missing from KV");
+  if (e.state === "unreadable") problems.push(`do_cache_entries is unreadable: ${e.error}`);
+  if (e.state === "torn") problems.push(`do_cache_entries is torn: ${e.error}`);
+  if (opts.requireStats) {
+    if (kv.stats.state === "missing") problems.push("do_cache_stats is missing from KV");
+    if (kv.stats.state === "unreadable") problems.push(`do_cache_stats is unreadable: ${kv.stats.error}`);
+    if (kv.stats.state === "present" && e.generation !== undefined && kv.stats.generation !== e.generation) {
+      problems.push(`do_cache_stats (generation ${kv.stats.generation}) disagrees with do_cache_entries (generation ${e.generation})`);
+    }
+    if (kv.statsDoc && kv.snapshot && e.state === "present" && kv.stats.generation === e.generation) {
+      const live = kv.snapshot.entries.filter(([, x]) => x.expiresAt > kv.snapshot!.writtenAt).length;
+      if (kv.statsDoc.size !== live) problems.push(`do_cache_stats says size ${kv.statsDoc.size} but do_cache_entries holds ${live} live entries`);
+    }
+  }
+
+  const comparison = compareSnapshots(doSnap, kv.snapshot, now);
+  const differs = comparison.counts.differ + comparison.counts.onlyInDo + comparison.counts.onlyInKv > 0;
+
+  let lag: LagReport | null = null;
+  const kvGeneration = e.generation ?? 0;
+  if (e.state === "present" && kvGeneration < doSnap.generation) {
+    const since = doStats.kv.pendingSince ?? now;
+    const seconds = Math.max(0, Math.round((now - since) / 100) / 10);
+    const tolerated = opts.maxLagSeconds !== undefined && seconds <= opts.maxLagSeconds;
+    lag = { generations: doSnap.generation - kvGeneration, seconds, tolerated };
+    if (!tolerated) {
+      const limit = opts.maxLagSeconds === undefined ? "" : ` (more than --max-lag-seconds ${opts.maxLagSeconds})`;
+      problems.push(`KV is behind the DO by ${lag.generations} generation${lag.generations === 1 ? "" : "s"}, ${seconds}s${limit}`);
+    }
+  } else if (e.state === "present" && kvGeneration > doSnap.generation) {
+    problems.push(`KV (generation ${kvGeneration}) is ahead of the DO (generation ${doSnap.generation}): another writer, or the DO lost state`);
+  }
+  // Content differences that are fully explained by a tolerated lag are not drift.
+  if (differs && !lag?.tolerated && e.state !== "missing" && e.state !== "unreadable") {
+    const { differ, onlyInDo, onlyInKv } = comparison.counts;
+    problems.push(`entries differ: ${differ} changed, ${onlyInDo} only in the DO, ${onlyInKv} only in KV`);
+  }
+
+  return {
+    status: problems.length === 0 ? "match" : "drift",
+    counts: comparison.counts,
+    items: opts.includeMatches ? comparison.items : comparison.items.filter((i) => i.status !== "match"),
+    kv: { entries: e, stats: kv.stats, lag },
+    do: { generation: doSnap.generation, entries: doSnap.entries.length, digest: doSnap.digest },
+    problems,
+  };
+}
