@@ -52,6 +52,7 @@ export class Output {
     const table = new Table({
       head: head.map((h) => this.chalk.bold(h)),
       style: { head: [], border: [] },
+      chars: COMPACT,
       wordWrap: true,
     });
     for (const row of rows) table.push(row.map(String));
@@ -60,11 +61,14 @@ export class Output {
 
   /** Two-column key/value table, the shape of `stats` and `doctor`. */
   pairs(rows: Array<[string, string | number]>): string {
-    const table = new Table({ style: { head: [], border: [] } });
+    const table = new Table({ style: { head: [], border: [] }, chars: COMPACT });
     for (const [k, v] of rows) table.push({ [this.chalk.bold(k)]: String(v) });
     return table.toString();
   }
 }
+
+/** No rule between rows: a 13-row stats table should fit a small terminal. */
+const COMPACT = { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" };
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;

@@ -1,0 +1,170 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer as createNetServer } from "node:net";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { Log, LogLevel, Miniflare } from "miniflare";
+import { parse } from "smol-toml";
+import { LOCAL_DEFAULTS, type LocalStackInfo } from "../cli/config/local-stack.js";
+import { createKvRestHandler, type KvLike } from "./kv-rest-api.js";
+
+export interface StackOptions {
+  /** Repository root: where wrangler.toml is and .wrangler/ goes. */
+  root: string;
+  host?: string;
+  port?: number;
+  kvPort?: number;
+  /** Persistence root; default <root>/.wrangler/state/v3, the layout `wrangler dev` uses. */
+  persistTo?: string;
+  fresh?: boolean;
+  /** Extra or overriding [vars] (tests shorten the flush interval, for example). */
+  vars?: Record<string, string>;
+  adminKey?: string;
+  quiet?: boolean;
+}
+
+export interface Stack {
+  info: LocalStackInfo;
+  kv: KvLike;
+  stop(): Promise<void>;
+}
+
+export class PortInUseError extends Error {}
+
+/** Fails fast, with the port named, instead of letting workerd die with an opaque bind error. */
+export async function assertPortFree(host: string, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once("error", (err: NodeJS.ErrnoException) =>
+      reject(err.code === "EADDRINUSE" ? new PortInUseError(`port ${port} on ${host} is already in use`) : err),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+function readWranglerToml(root: string) {
+  const doc = parse(readFileSync(join(root, "wrangler.toml"), "utf8")) as {
+    main: string;
+    compatibility_date: string;
+    vars?: Record<string, string>;
+    kv_namespaces?: Array<{ binding: string; id: string; preview_id?: string }>;
+  };
+  const ns = doc.kv_namespaces?.find((n) => n.binding === "CACHE_DO_KV");
+  if (!ns) throw new Error("wrangler.toml has no CACHE_DO_KV kv_namespaces entry");
+  return { main: doc.main, compatibilityDate: doc.compatibility_date, vars: doc.vars ?? {}, namespaceId: ns.preview_id ?? ns.id };
+}
+
+/** ADMIN_API_KEY from .dev.vars when the developer set one, as `wrangler dev` would use it. */
+function devVarsAdminKey(root: string): string | undefined {
+  const file = join(root, ".dev.vars");
+  if (!existsSync(file)) return undefined;
+  const match = readFileSync(file, "utf8").match(/^\s*ADMIN_API_KEY\s*=\s*"?([^"\n]*)"?\s*$/m);
+  return match?.[1] || undefined;
+}
+
+async function bundleWorker(root: string, main: string, outDir: string): Promise<string> {
+  mkdirSync(outDir, { recursive: true });
+  const outfile = join(outDir, "worker.mjs");
+  await build({
+    entryPoints: [join(root, main)],
+    outfile,
+    bundle: true,
+    format: "esm",
+    target: "es2022",
+    platform: "neutral",
+    external: ["cloudflare:*"],
+    logLevel: "error",
+  });
+  return outfile;
+}
+
+function toRequest(req: IncomingMessage, body: Buffer, origin: string): Request {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(", ") : v);
+  const init: RequestInit = { method: req.method ?? "GET", headers };
+  if (body.length > 0 && req.method !== "GET" && req.method !== "HEAD") init.body = new Uint8Array(body);
+  return new Request(new URL(req.url ?? "/", origin), init);
+}
+
+function serve(handler: (r: Request) => Promise<Response>, host: string, port: number): Promise<Server> {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", async () => {
+      try {
+        const response = await handler(toRequest(req, Buffer.concat(chunks), `http://${host}:${port}`));
+        res.writeHead(response.status, Object.fromEntries(response.headers));
+        res.end(Buffer.from(await response.arrayBuffer()));
+      } catch (err) {
+        res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ success: false, errors: [{ code: 10001, message: `local KV API failure: ${(err as Error).message}` }], messages: [], result: null }));
+      }
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+/**
+ * The Worker in workerd (Miniflare, from an esbuild bundle of wrangler.toml's `main`) plus a Cloudflare-shaped
+ * KV REST endpoint over the very KV namespace the Worker's CACHE_DO_KV binding writes. Both persist under
+ * `.wrangler/state/v3`, so state survives restarts and `wrangler kv key get --local --preview` sees it too.
+ */
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const host = opts.host ?? "127.0.0.1";
+  const port = opts.port ?? 8787;
+  const kvPort = opts.kvPort ?? port + 1;
+  const persistRoot = opts.persistTo ?? join(opts.root, ".wrangler", "state", "v3");
+  if (opts.fresh) rmSync(persistRoot, { recursive: true, force: true });
+  await assertPortFree(host, port);
+  await assertPortFree(host, kvPort);
+
+  const toml = readWranglerToml(opts.root);
+  const adminKey = opts.adminKey ?? devVarsAdminKey(opts.root) ?? LOCAL_DEFAULTS.apiKey;
+  const scriptPath = await bundleWorker(opts.root, toml.main, join(opts.root, ".wrangler", "tmp", "tftcache-local"));
+  const mf = new Miniflare({
+    host,
+    port,
+    log: new Log(opts.quiet ? LogLevel.ERROR : LogLevel.INFO),
+    modules: true,
+    scriptPath,
+    compatibilityDate: toml.compatibilityDate,
+    durableObjects: { CACHE_DO: { className: "CacheDurableObject", useSQLite: true } },
+    // No network here or in CI: do not fetch the real `request.cf` object.
+    cf: false,
+    kvNamespaces: { CACHE_DO_KV: toml.namespaceId },
+    bindings: { ...toml.vars, ...opts.vars, ADMIN_API_KEY: adminKey },
+    kvPersist: join(persistRoot, "kv"),
+    durableObjectsPersist: join(persistRoot, "do"),
+  });
+  let kvServer: Server | undefined;
+  try {
+    const url = await mf.ready;
+    const kv = (await mf.getKVNamespace("CACHE_DO_KV")) as unknown as KvLike;
+    const info: LocalStackInfo = {
+      url: url.origin,
+      apiKey: adminKey,
+      accountId: LOCAL_DEFAULTS.accountId,
+      apiToken: LOCAL_DEFAULTS.apiToken,
+      namespaceId: toml.namespaceId,
+      cfApiBase: `http://${host}:${kvPort}/client/v4`,
+    };
+    kvServer = await serve(createKvRestHandler({ kv, accountId: info.accountId, namespaceId: info.namespaceId, token: info.apiToken }), host, kvPort);
+    const server = kvServer;
+    return {
+      info,
+      kv,
+      async stop() {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await mf.dispose();
+      },
+    };
+  } catch (err) {
+    kvServer?.close();
+    await mf.dispose();
+    throw err;
+  }
+}
