@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { MAX_SEED_ENTRIES } from "../../protocol/index.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT, InterruptedError } from "../errors.js";
@@ -13,7 +14,7 @@ async function readInput(ctx: CommandContext, source: string): Promise<string> {
     return Buffer.concat(chunks).toString("utf8");
   }
   try {
-    return await readFile(source, "utf8");
+    return await readFile(resolve(ctx.io.cwd, source), "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new CliError(`cannot read ${source}: ${code === "ENOENT" ? "no such file" : (code ?? (err as Error).message)}`);
