@@ -23,6 +23,8 @@ export default defineConfig({
       workerProject("worker-write-through", ["test/worker-write-through/**/*.test.ts"], { KV_SYNC_MODE: "write-through", KV_DAILY_WRITE_BUDGET: "100000" }),
       // The pure module runs here too: the digest must agree between workerd and Node 20.
       { test: { name: "cli", include: ["test/cli/**/*.test.ts", "test/protocol/**/*.test.ts"], environment: "node" } },
+      // Starts the real stack once and spawns bin/tftcache (needs `npm run build` first; `npm test` does it).
+      { test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 60_000, fileParallelism: false } },
     ],
   },
 });

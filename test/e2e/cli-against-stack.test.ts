@@ -1,0 +1,165 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENTRIES_KEY, STATS_KEY } from "../../protocol/index.js";
+import { PortInUseError, startStack, type Stack } from "../../local/stack.js";
+import { LOCAL_STACK_FILE } from "../../cli/config/local-stack.js";
+import { ROOT, envFor, freePort, tempDir, tftcache } from "./stack-harness.js";
+
+let stack: Stack;
+let env: NodeJS.ProcessEnv;
+let persistTo: string;
+let ports: { port: number; kvPort: number };
+
+async function start() {
+  stack = await startStack({ root: ROOT, ...ports, persistTo, quiet: true, vars: { LOG_LEVEL: "error" } });
+  env = envFor(stack.info);
+}
+
+const kvUrl = (key: string) => `${stack.info.cfApiBase}/accounts/${stack.info.accountId}/storage/kv/namespaces/${stack.info.namespaceId}/values/${key}`;
+const kvHeaders = () => ({ authorization: `Bearer ${stack.info.apiToken}` });
+const adminPut = (key: string, value: unknown) =>
+  fetch(`${stack.info.url}/api/v1/cache/entries/${encodeURIComponent(key)}`, { method: "PUT", headers: { "x-api-key": stack.info.apiKey, "content-type": "application/json" }, body: JSON.stringify({ value }) });
+
+beforeAll(async () => {
+  persistTo = join(tempDir(), "state");
+  ports = { port: await freePort(), kvPort: await freePort() };
+  await start();
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe("every command against the real Worker in workerd and the local KV REST API", () => {
+  it("stats --json parses and doctor is all green", async () => {
+    const stats = await tftcache(["--json", "stats"], { env });
+    expect(stats.code).toBe(0);
+    expect(JSON.parse(stats.stdout)).toMatchObject({ size: 0, kv: { mode: "coalesced" } });
+    const doctor = await tftcache(["doctor"], { env });
+    expect(doctor.stdout).toMatch(/reachability\s+│ ok/);
+    expect(doctor.stdout).toMatch(/auth\s+│ ok/);
+    expect(doctor.code).toBe(0);
+  });
+
+  it("seed a file, then verify-kv --flush exits 0", async () => {
+    const dir = tempDir();
+    const lines = Array.from({ length: 250 }, (_, i) => JSON.stringify({ key: `quote:${String(i).padStart(3, "0")}`, value: { px: i, venue: "X" } }));
+    writeFileSync(join(dir, "quotes.ndjson"), `${lines.join("\n")}\n`);
+    const seed = await tftcache(["seed", "quotes.ndjson", "--ttl", "3600", "--batch", "100"], { env, cwd: dir });
+    expect(seed.stdout).toMatch(/seeded 250 entries/);
+    expect(seed.code).toBe(0);
+    const verify = await tftcache(["verify-kv", "--flush"], { env });
+    expect(verify.stdout).toMatch(/verify-kv: OK/);
+    expect(verify.code).toBe(0);
+    const list = await tftcache(["--json", "list", "--prefix", "quote:01", "--limit", "5"], { env });
+    expect(JSON.parse(list.stdout).keys.map((k: { key: string }) => k.key)).toEqual(["quote:010", "quote:011", "quote:012", "quote:013", "quote:014"]);
+  });
+
+  it("a write not yet flushed: verify-kv --max-lag-seconds 0 exits 1 and says KV is behind", async () => {
+    expect((await adminPut("quote:new", { px: 1 })).status).toBe(200);
+    const r = await tftcache(["verify-kv", "--max-lag-seconds", "0"], { env });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/KV is behind the DO by 1 generation/);
+    const tolerant = await tftcache(["verify-kv", "--max-lag-seconds", "600"], { env });
+    expect(tolerant.code).toBe(0);
+  });
+
+  it("one key tampered in KV through the REST endpoint: diff and verify-kv exit 1 and name it", async () => {
+    expect((await tftcache(["flush"], { env })).code).toBe(0);
+    const snap = JSON.parse(await (await fetch(kvUrl(ENTRIES_KEY), { headers: kvHeaders() })).text());
+    const target = snap.entries.find(([k]: [string]) => k === "quote:042");
+    target[1].value = { px: 9999, venue: "X" };
+    const put = await fetch(kvUrl(ENTRIES_KEY), { method: "PUT", headers: kvHeaders(), body: JSON.stringify(snap) });
+    expect(put.status).toBe(200);
+    const diff = await tftcache(["diff"], { env });
+    expect(diff.code).toBe(1);
+    expect(diff.stdout.trim()).toBe("~ quote:042  (value)");
+    const verify = await tftcache(["--json", "verify-kv"], { env });
+    expect(verify.code).toBe(1);
+    const report = JSON.parse(verify.stdout);
+    expect(report.items).toEqual([{ key: "quote:042", status: "differ", fields: ["value"] }]);
+    expect(report.kv.entries.state).toBe("torn");
+    expect((await tftcache(["get", "quote:042", "--from", "kv"], { env })).stdout).toMatch(/9999/);
+  });
+
+  it("garbage in the KV key: verify-kv exits 1 with 'unreadable'", async () => {
+    await fetch(kvUrl(ENTRIES_KEY), { method: "PUT", headers: kvHeaders(), body: "\u0000not json" });
+    const r = await tftcache(["verify-kv"], { env });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/do_cache_entries is unreadable/);
+    // The Worker itself keeps serving from the DO and the next flush repairs KV.
+    expect((await tftcache(["get", "quote:001"], { env })).code).toBe(0);
+    expect((await tftcache(["verify-kv", "--flush"], { env })).code).toBe(0);
+  });
+
+  it("state survives a restart of the stack", async () => {
+    await stack.stop();
+    await start();
+    const r = await tftcache(["--json", "stats"], { env });
+    expect(JSON.parse(r.stdout).size).toBe(251);
+    expect((await tftcache(["verify-kv"], { env })).code).toBe(0);
+  }, 60_000);
+
+  it("--local finds the stack from .wrangler/tftcache-local.json with no env vars", async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, ".wrangler"));
+    writeFileSync(join(dir, LOCAL_STACK_FILE), JSON.stringify(stack.info));
+    const r = await tftcache(["--local", "--json", "stats"], { env: { PATH: process.env.PATH }, cwd: dir });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).size).toBe(251);
+  });
+
+  it("a wrong API key exits 2 and says the key was refused, without printing it", async () => {
+    const r = await tftcache(["stats"], { env: { ...env, TFTCACHE_API_KEY: "wrong-key-123456" } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/refused the API key/);
+    expect(r.stderr + r.stdout).not.toContain("wrong-key-123456");
+  });
+
+  it("clear without --yes from a pipe refuses; clear --yes empties the DO and both KV keys", async () => {
+    const refused = await tftcache(["clear"], { env });
+    expect(refused.code).toBe(2);
+    expect((await tftcache(["--json", "stats"], { env })).stdout).toMatch(/"size": 251/);
+    const r = await tftcache(["clear", "--yes"], { env });
+    expect(r.code).toBe(0);
+    expect(JSON.parse((await tftcache(["--json", "stats"], { env })).stdout).size).toBe(0);
+    for (const key of [ENTRIES_KEY, STATS_KEY]) {
+      const res = await fetch(kvUrl(key), { headers: kvHeaders() });
+      expect(res.status).toBe(404);
+      expect((await res.json()).errors[0].code).toBe(10009);
+    }
+    expect((await tftcache(["get", "quote:001"], { env })).code).toBe(1);
+  });
+
+  it("the local KV REST API requires the bearer token", async () => {
+    expect((await fetch(kvUrl(ENTRIES_KEY))).status).toBe(401);
+    expect((await fetch(kvUrl(ENTRIES_KEY), { headers: { authorization: "Bearer nope" } })).status).toBe(403);
+  });
+
+  it("npm start refuses a port that is taken, with a clear message", async () => {
+    const blocker: Server = createServer();
+    const port = await freePort();
+    await new Promise<void>((r) => blocker.listen(port, "127.0.0.1", () => r()));
+    try {
+      await expect(startStack({ root: ROOT, port, persistTo: join(tempDir(), "s"), quiet: true })).rejects.toBeInstanceOf(PortInUseError);
+      const r = spawnSync(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "local/start.ts", "--port", String(port)], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`port ${port} on 127.0.0.1 is already in use`));
+    } finally {
+      blocker.close();
+    }
+  }, 60_000);
+
+  it("with the stack stopped, commands exit 2 with 'cannot reach'", async () => {
+    await stack.stop();
+    const r = await tftcache(["stats"], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+: connection refused/);
+    const v = await tftcache(["verify-kv"], { env });
+    expect(v.code).toBe(2);
+    await start(); // leave a stack for afterAll to stop
+  }, 60_000);
+});
