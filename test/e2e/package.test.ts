@@ -1,0 +1,23 @@
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { ROOT } from "./stack-harness.js";
+
+describe("the npm package", () => {
+  it("ships the shim, the compiled CLI and nothing from tests", () => {
+    const r = spawnSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8" });
+    expect(r.status).toBe(0);
+    const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
+    expect(files).toContain("bin/tftcache");
+    expect(files).toContain("dist/cli/main.js");
+    expect(files).toContain("dist/protocol/digest.js");
+    expect(files.filter((f) => f.startsWith("test/") || f.startsWith("worker/") || f.startsWith("local/"))).toEqual([]);
+  });
+
+  it("bin/tftcache --version matches package.json and the Worker's VERSION", async () => {
+    const pkg = JSON.parse((await import("node:fs")).readFileSync(`${ROOT}/package.json`, "utf8"));
+    const { VERSION } = await import("../../protocol/version.js");
+    const r = spawnSync(process.execPath, [`${ROOT}/bin/tftcache`, "--version"], { encoding: "utf8" });
+    expect(r.stdout.trim()).toBe(pkg.version);
+    expect(VERSION).toBe(pkg.version);
+  });
+});
