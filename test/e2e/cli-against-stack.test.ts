@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENTRIES_KEY, STATS_KEY } from "../../protocol/index.js";
 import { PortInUseError, startStack, type Stack } from "../../local/stack.js";
 import { LOCAL_STACK_FILE } from "../../cli/config/local-stack.js";
-import { ROOT, envFor, freePort, tempDir, tftcache } from "./stack-harness.js";
+import { ROOT, envFor, freePort, tempDir, tftcache, tftcacheAsync } from "./stack-harness.js";
 
 let stack: Stack;
 let env: NodeJS.ProcessEnv;
@@ -132,6 +132,23 @@ describe("every command against the real Worker in workerd and the local KV REST
       expect((await res.json()).errors[0].code).toBe(10009);
     }
     expect((await tftcache(["get", "quote:001"], { env })).code).toBe(1);
+  });
+
+  it("SIGINT during seed stops cleanly with exit 130 and says how many entries were written", async () => {
+    const dir = tempDir();
+    const entries = Array.from({ length: 3000 }, (_, i) => ({ key: `bulk:${i}`, value: { i } }));
+    writeFileSync(join(dir, "bulk.json"), JSON.stringify(entries));
+    const { child, done } = tftcacheAsync(["seed", "bulk.json", "--batch", "10"], { env, cwd: dir });
+    await new Promise((r) => setTimeout(r, 700));
+    child.kill("SIGINT");
+    const r = await done;
+    expect(r.code).toBe(130);
+    const m = r.stderr.match(/interrupted: (\d+) of 3000 entries written/);
+    expect(m).not.toBeNull();
+    const written = Number(m![1]);
+    expect(written % 10).toBe(0); // whole batches only
+    const listed = JSON.parse((await tftcache(["--json", "list", "--prefix", "bulk:"], { env })).stdout).keys.length;
+    expect(listed).toBe(written);
   });
 
   it("the local KV REST API requires the bearer token", async () => {
