@@ -21,11 +21,17 @@ export interface StackOptions {
   vars?: Record<string, string>;
   adminKey?: string;
   quiet?: boolean;
+  /** Another entry module to bundle instead of wrangler.toml's `main` (the benchmark's instrumented DO). */
+  entry?: string;
+  /** Exposes workerd's V8 inspector (the benchmark reads heap usage through it). */
+  inspectorPort?: number;
 }
 
 export interface Stack {
   info: LocalStackInfo;
   kv: KvLike;
+  /** The Miniflare instance, for callers that need more than HTTP (the benchmark calls the DO over RPC). */
+  mf: Miniflare;
   stop(): Promise<void>;
 }
 
@@ -123,10 +129,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const toml = readWranglerToml(opts.root);
   const adminKey = opts.adminKey ?? devVarsAdminKey(opts.root) ?? LOCAL_DEFAULTS.apiKey;
-  const scriptPath = await bundleWorker(opts.root, toml.main, join(opts.root, ".wrangler", "tmp", "tftcache-local"));
+  const scriptPath = await bundleWorker(opts.root, opts.entry ?? toml.main, join(opts.root, ".wrangler", "tmp", `tftcache-local-${port}`));
   const mf = new Miniflare({
     host,
     port,
+    ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
     log: new Log(opts.quiet ? LogLevel.ERROR : LogLevel.INFO),
     modules: true,
     scriptPath,
@@ -156,6 +163,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     return {
       info,
       kv,
+      mf,
       async stop() {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();

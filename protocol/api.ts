@@ -9,6 +9,7 @@ export type ErrorCode =
   | "too_large"
   | "admin_disabled"
   | "do_disabled"
+  | "loader_failed"
   | "internal_error";
 
 export interface ApiError {
@@ -108,6 +109,8 @@ export interface Metadata {
   };
   load: { source: LoadSource; at: number; durationMs: number; kvSnapshot: KvSnapshotReport };
   kv: KvStatus;
+  /** DO storage: SQLite file size, and rows/logical bytes written since this instance started. */
+  storage: { databaseSize: number; rowsWritten: number; bytesWritten: number };
 }
 
 /** What the last load found in KV: the reason a corrupt snapshot was ignored is kept here for operators. */

@@ -10,6 +10,8 @@ export interface SnapshotEntry {
   expiresAt: number;
   lastAccessed: number;
   cachedAt: number;
+  /** Optional: end of the fresh period of a stale-while-revalidate entry. Not covered by the digest. */
+  freshUntil?: number;
 }
 
 export interface EntriesSnapshot {

@@ -51,7 +51,7 @@ describe("admin API fuzz: no 500, no stack trace, the envelope on every error, n
       () => JSON.stringify({ value: "v".repeat(1024 * 1024 + 10) }),
     ];
     const methods = ["GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD"];
-    const authHeaders = [{ "x-api-key": ADMIN_KEY }, { "x-api-key": ADMIN_KEY }, { "x-api-key": ADMIN_KEY }, {}, { "x-api-key": "wrong" }, { authorization: `Bearer ${ADMIN_KEY}` }, { authorization: "Bearer " }];
+    const authHeaders: Array<Record<string, string>> = [{ "x-api-key": ADMIN_KEY }, { "x-api-key": ADMIN_KEY }, { "x-api-key": ADMIN_KEY }, {}, { "x-api-key": "wrong" }, { authorization: `Bearer ${ADMIN_KEY}` }, { authorization: "Bearer " }];
     let before = await digestNow();
     let huge = 0;
     for (let i = 0; i < 600; i++) {

@@ -37,6 +37,16 @@ export interface EntryInput {
   key: string;
   value: string;
   ttlSeconds?: number;
+  /** Keep serving the value this long after ttlSeconds while one refresh runs (getOrSet). */
+  staleWhileRevalidateSeconds?: number;
+}
+
+/** What getOrSet did: served a fresh value, served a stale one (refresh owed), or loaded it (alone or joined). */
+export type GetOrSetState = "hit" | "stale" | "loaded" | "joined";
+
+export interface GetOrSetOptions {
+  ttlSeconds?: number;
+  staleWhileRevalidateSeconds?: number;
 }
 
 /** An entry as read: the value stays canonical JSON text so HTTP can splice it without a parse. */
@@ -46,6 +56,8 @@ export interface StoredEntryView {
   expiresAt: number;
   cachedAt: number;
   lastAccessed: number;
+  /** True past a stale-while-revalidate entry's fresh period (still before its hard expiry). */
+  stale?: boolean;
 }
 
 interface Counters {
@@ -75,6 +87,8 @@ export class CacheDurableObject extends DurableObject<Env> {
   private readonly touched = new Map<string, number>();
   private earliestExpiry = Number.POSITIVE_INFINITY;
   private scheduledAlarm: number | null = null;
+  /** getOrSet loads in flight, by key: the single-flight table. */
+  private readonly inflight = new Map<string, Promise<Result<string>>>();
   private loadInfo: Metadata["load"] = {
     source: "empty",
     at: 0,
@@ -112,7 +126,9 @@ export class CacheDurableObject extends DurableObject<Env> {
         .sort((a, b) => a[1].lastAccessed - b[1].lastAccessed)
         .map(([key, e]) => {
           const value = canonicalJson(e.value);
-          return [key, { value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, size: utf8Length(key) + utf8Length(value) }];
+          const entry: MemoryEntry = { value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, size: utf8Length(key) + utf8Length(value) };
+          if (typeof e.freshUntil === "number") entry.freshUntil = e.freshUntil;
+          return [key, entry] as [string, MemoryEntry];
         });
       generation = kv.report.generation;
       this.store.transaction(() => {
@@ -204,8 +220,76 @@ export class CacheDurableObject extends DurableObject<Env> {
     this.touched.set(key, now);
     this.counters.hits++;
     this.noteStatsChange();
-    this.log("debug", "DUAL_CACHE_DO", "hit", { key });
-    return ok({ key, valueJson: entry.value, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed });
+    const stale = entry.freshUntil !== undefined && entry.freshUntil <= now;
+    this.log("debug", "DUAL_CACHE_DO", stale ? "stale_hit" : "hit", { key });
+    const view: StoredEntryView = { key, valueJson: entry.value, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed };
+    if (stale) view.stale = true;
+    return ok(view);
+  }
+
+  /** Several keys in one call; absent or expired keys map to null. */
+  async getMany(keys: string[]): Promise<Record<string, StoredEntryView | null>> {
+    const out: Record<string, StoredEntryView | null> = {};
+    for (const key of keys) {
+      const r = await this.getEntry(key);
+      out[key] = r.ok ? r.data : null;
+    }
+    return out;
+  }
+
+  /**
+   * The read-through primitive for application code. A fresh hit returns at once; a stale hit (inside the
+   * stale-while-revalidate window) returns the old value with state "stale" so the caller can refresh it in its
+   * own waitUntil; a miss runs `loader` once per key however many callers miss at the same time (single flight:
+   * the others join the same load). A loader that throws caches nothing and fails every caller that joined it.
+   */
+  async getOrSet(key: string, loader: () => unknown, opts: GetOrSetOptions = {}): Promise<Result<{ valueJson: string; state: GetOrSetState }>> {
+    const problem = keyProblem(key) ?? ttlProblem(opts.ttlSeconds) ?? ttlProblem(opts.staleWhileRevalidateSeconds);
+    if (problem) return fail(400, "bad_request", problem);
+    const cached = await this.getEntry(key);
+    if (cached.ok) return ok({ valueJson: cached.data.valueJson, state: cached.data.stale ? "stale" : "hit" });
+    return this.loadOnce(key, loader, opts);
+  }
+
+  /** Re-runs the loader for a stale key unless a load is already in flight (then joins it) or it is fresh again. */
+  async refresh(key: string, loader: () => unknown, opts: GetOrSetOptions = {}): Promise<Result<{ valueJson: string; state: GetOrSetState }>> {
+    const problem = keyProblem(key) ?? ttlProblem(opts.ttlSeconds) ?? ttlProblem(opts.staleWhileRevalidateSeconds);
+    if (problem) return fail(400, "bad_request", problem);
+    const entry = this.memory.peek(key);
+    if (!this.inflight.has(key) && entry && entry.expiresAt > this.now() && (entry.freshUntil === undefined || entry.freshUntil > this.now())) {
+      return ok({ valueJson: entry.value, state: "hit" });
+    }
+    return this.loadOnce(key, loader, opts);
+  }
+
+  private async loadOnce(key: string, loader: () => unknown, opts: GetOrSetOptions): Promise<Result<{ valueJson: string; state: GetOrSetState }>> {
+    const running = this.inflight.get(key);
+    if (running) {
+      const joined = await running;
+      return joined.ok ? ok({ valueJson: joined.data, state: "joined" }) : joined;
+    }
+    const load = (async (): Promise<Result<string>> => {
+      let value: unknown;
+      try {
+        value = await loader();
+      } catch (err) {
+        this.log("warn", "DUAL_CACHE_DO", "loader_failed", { key, error: (err as Error)?.message ?? String(err) });
+        return fail(502, "loader_failed", `loader for ${JSON.stringify(key)} failed: ${(err as Error)?.message ?? String(err)}`);
+      }
+      if (value === undefined) return fail(502, "loader_failed", `loader for ${JSON.stringify(key)} returned undefined`);
+      const input: EntryInput = { key, value: canonicalJson(value) };
+      if (opts.ttlSeconds !== undefined) input.ttlSeconds = opts.ttlSeconds;
+      if (opts.staleWhileRevalidateSeconds !== undefined) input.staleWhileRevalidateSeconds = opts.staleWhileRevalidateSeconds;
+      const put = await this.putEntry(input);
+      return put.ok ? ok(input.value) : put;
+    })();
+    this.inflight.set(key, load);
+    try {
+      const result = await load;
+      return result.ok ? ok({ valueJson: result.data, state: "loaded" }) : result;
+    } finally {
+      this.inflight.delete(key);
+    }
   }
 
   /** Listing is served from memory (which holds the whole working set), sorted by key, paged by the last key. */
@@ -279,6 +363,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       },
       load: this.loadInfo,
       kv: stats.kv,
+      storage: { databaseSize: this.store.databaseSize, rowsWritten: this.store.rowsWritten, bytesWritten: this.store.bytesWritten },
     };
   }
 
@@ -405,7 +490,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     if (typeof input !== "object" || input === null) return fail(400, "bad_request", "entry must be an object");
     const k = keyProblem(input.key);
     if (k) return fail(400, "bad_request", k);
-    const t = ttlProblem(input.ttlSeconds);
+    const t = ttlProblem(input.ttlSeconds) ?? ttlProblem(input.staleWhileRevalidateSeconds);
     if (t) return fail(400, "bad_request", t);
     if (typeof input.value !== "string") return fail(400, "bad_request", "value must be canonical JSON text");
     const v = valueProblem(input.value);
@@ -418,7 +503,9 @@ export class CacheDurableObject extends DurableObject<Env> {
   /** Writes one entry to memory and storage and applies the evictions it causes. Call inside `mutate`. */
   private write(input: EntryInput, now: number): { evicted: number; expiresAt: number } {
     const ttl = input.ttlSeconds ?? this.config.defaultTtlSeconds;
-    const expiresAt = now + Math.round(ttl * 1000);
+    const swr = input.staleWhileRevalidateSeconds ?? 0;
+    const freshUntil = now + Math.round(ttl * 1000);
+    const expiresAt = freshUntil + Math.round(swr * 1000);
     const entry: MemoryEntry = {
       value: input.value,
       expiresAt,
@@ -426,6 +513,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       lastAccessed: now,
       size: utf8Length(input.key) + utf8Length(input.value),
     };
+    if (swr > 0) entry.freshUntil = freshUntil;
     const evicted = this.memory.set(input.key, entry);
     this.store.putEntry(input.key, entry);
     this.touched.delete(input.key);

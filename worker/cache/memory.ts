@@ -6,6 +6,11 @@ export interface MemoryEntry {
   lastAccessed: number;
   /** UTF-8 bytes of key + value: what the entry costs in the KV snapshot. */
   size: number;
+  /**
+   * Set by getOrSet with staleWhileRevalidateSeconds: after this the value is stale (still served, refreshed in
+   * the background) until expiresAt, the hard expiry.
+   */
+  freshUntil?: number;
 }
 
 /**

@@ -21,7 +21,9 @@ export async function buildEntriesSnapshot(
   const rows: DigestRow[] = live.map(([key, e]) => [key, e.value, e.expiresAt]);
   const digest = await digestRows(rows);
   const parts = live.map(
-    ([key, e]) => `[${JSON.stringify(key)},{"value":${e.value},"expiresAt":${e.expiresAt},"lastAccessed":${e.lastAccessed},"cachedAt":${e.cachedAt}}]`,
+    // freshUntil is an optional extension (stale-while-revalidate); it is not part of the digest.
+    ([key, e]) =>
+      `[${JSON.stringify(key)},{"value":${e.value},"expiresAt":${e.expiresAt},"lastAccessed":${e.lastAccessed},"cachedAt":${e.cachedAt}${e.freshUntil === undefined ? "" : `,"freshUntil":${e.freshUntil}`}}]`,
   );
   const text = `{"format":1,"generation":${generation},"writtenAt":${writtenAt},"digest":${JSON.stringify(digest)},"entries":[${parts.join(",")}]}`;
   return { text, digest, count: live.length };

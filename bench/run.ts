@@ -1,0 +1,361 @@
+/**
+ * `npm run bench [-- --quick]`: tftcache's coalesced KV sync against write-through (the original system), plus
+ * how cost grows with cache size, measured on the real Worker in workerd. Writes bench/results.json and
+ * bench/RESULTS.md. Figures are medians of several runs with min and max; nothing here asserts.
+ */
+import { spawn } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { mkdtempSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { WebSocket } from "undici";
+import { startStack, type Stack } from "../local/stack.js";
+import { freePort } from "../test/e2e/stack-harness.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const { values: flags } = parseArgs({ options: { quick: { type: "boolean" } } });
+const QUICK = flags.quick === true;
+const RUNS = QUICK ? 3 : 5;
+
+interface Metric {
+  name: string;
+  value: number | null;
+  unit: string;
+  mode: string;
+  n: number;
+  min?: number;
+  max?: number;
+  runs?: number;
+  target?: string;
+  meetsTarget?: boolean;
+  note?: string;
+}
+const metrics: Metric[] = [];
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+function record(name: string, unit: string, mode: string, n: number, samples: number[], extra: Partial<Metric> = {}): Metric {
+  const m: Metric = { name, value: round(median(samples)), unit, mode, n, min: round(Math.min(...samples)), max: round(Math.max(...samples)), runs: samples.length, ...extra };
+  metrics.push(m);
+  console.log(`  ${name} [${mode}, n=${n}]: ${m.value} ${unit} (min ${m.min}, max ${m.max})`);
+  return m;
+}
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+async function benchStack(mode: "coalesced" | "write-through", opts: { persistTo?: string; inspector?: boolean; flushSeconds?: number } = {}) {
+  const persistTo = opts.persistTo ?? join(mkdtempSync(join(tmpdir(), "tftcache-bench-")), "v3");
+  const inspectorPort = opts.inspector ? await freePort() : undefined;
+  const stack = await startStack({
+    root: ROOT,
+    port: await freePort(),
+    kvPort: await freePort(),
+    persistTo,
+    quiet: true,
+    entry: "bench/instrumented-entry.ts",
+    ...(inspectorPort ? { inspectorPort } : {}),
+    vars: {
+      KV_SYNC_MODE: mode,
+      KV_DAILY_WRITE_BUDGET: "10000000",
+      CACHE_MAX_ENTRIES: "20000",
+      LOG_LEVEL: "error",
+      ...(opts.flushSeconds ? { KV_FLUSH_INTERVAL_SECONDS: String(opts.flushSeconds) } : {}),
+    },
+  });
+  return { stack, persistTo, inspectorPort };
+}
+
+function client(stack: Stack) {
+  const headers = { "x-api-key": stack.info.apiKey, "content-type": "application/json" };
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${stack.info.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    const doc = (await res.json()) as { success: boolean; data: any; error?: { message: string } };
+    if (!doc.success) throw new Error(`${method} ${path}: ${doc.error?.message}`);
+    return doc.data;
+  };
+  return {
+    call,
+    put: (key: string, value: unknown) => call("PUT", `/api/v1/cache/entries/${encodeURIComponent(key)}`, { value }),
+    stats: () => call("GET", "/api/v1/cache/stats"),
+    metadata: () => call("GET", "/api/v1/cache/metadata"),
+    async seed(n: number, valueOf: (i: number) => unknown, prefix = "k") {
+      for (let start = 0; start < n; start += 5000) {
+        const entries = Array.from({ length: Math.min(5000, n - start) }, (_, j) => ({ key: `${prefix}${start + j}`, value: valueOf(start + j) }));
+        await call("POST", "/api/v1/cache/seed", { entries });
+      }
+    },
+  };
+}
+
+async function waitForFlush(api: ReturnType<typeof client>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const s = await api.stats();
+    if (s.kv.pendingSince === null) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error("the KV flush did not happen in time");
+}
+
+async function kvWritesPer1000Sets() {
+  console.log("1. KV writes per 1,000 sets");
+  const flushSeconds = QUICK ? 1 : undefined;
+  for (const mode of ["coalesced", "write-through"] as const) {
+    const { stack } = await benchStack(mode, flushSeconds ? { flushSeconds } : {});
+    const api = client(stack);
+    const samples: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const before = (await api.stats()).kv.writesToday;
+      for (let i = 0; i < 1000; i++) await api.put(`r${run}:k${i % 200}`, { px: i, run });
+      if (mode === "coalesced") await waitForFlush(api);
+      samples.push((await api.stats()).kv.writesToday - before);
+    }
+    record("kv_writes_per_1000_sets", "writes", mode, 1000, samples, {
+      target: mode === "coalesced" ? "<= 4 (original: 2000)" : "2000 (the original system)",
+      meetsTarget: mode === "coalesced" ? median(samples) <= 4 : undefined,
+      note: `KV_FLUSH_INTERVAL_SECONDS=${flushSeconds ?? 10}; sets sent sequentially over HTTP`,
+    });
+    await stack.stop();
+  }
+}
+
+async function storageCostBySize() {
+  console.log("2. DO storage bytes and time per set, by cache size");
+  const sizes = [100, 1000, 10_000];
+  const setsPerRun = QUICK ? 40 : 300;
+  const perSet: Record<string, Record<number, number>> = {};
+  for (const mode of ["coalesced", "write-through"] as const) {
+    perSet[mode] = {};
+    // One stack per mode, cleared between sizes: restarts dominate a quick run otherwise.
+    const { stack } = await benchStack(mode, { flushSeconds: 3600 });
+    const api = client(stack);
+    for (const size of sizes) {
+      await api.call("DELETE", "/api/v1/cache?scope=all");
+      await api.seed(size, (i) => ({ px: i, pad: "x".repeat(80) }));
+      const timeSamples: number[] = [];
+      const byteSamples: number[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        const before = (await api.metadata()).storage.bytesWritten;
+        const t0 = performance.now();
+        for (let i = 0; i < setsPerRun; i++) await api.put(`k${(i * 7919) % size}`, { px: -i, pad: "y".repeat(80) });
+        timeSamples.push((performance.now() - t0) / setsPerRun);
+        byteSamples.push(((await api.metadata()).storage.bytesWritten - before) / setsPerRun);
+      }
+      if (mode === "coalesced") record("do_storage_bytes_per_set", "bytes", mode, size, byteSamples, { note: "logical bytes bound to SQL writes (entry row + generation meta row)" });
+      perSet[mode]![size] = record("set_time", "ms", mode, size, timeSamples, { note: "sequential PUT over HTTP, local workerd" }).value!;
+    }
+    await stack.stop();
+    const ratio = round(perSet[mode]![10_000]! / perSet[mode]![100]!, 2);
+    metrics.push({ name: "set_time_growth_10000_vs_100", value: ratio, unit: "ratio", mode, n: 10_000, target: mode === "coalesced" ? "< 1.5" : "(baseline)", ...(mode === "coalesced" ? { meetsTarget: ratio < 1.5 } : {}) });
+    console.log(`  set_time_growth_10000_vs_100 [${mode}]: ${ratio}`);
+  }
+}
+
+async function latency(url: string, init: RequestInit, n: number) {
+  const times: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    const res = await fetch(url, init);
+    await res.arrayBuffer();
+    times.push(performance.now() - s);
+  }
+  return { p50: percentile(times, 50), p99: percentile(times, 99), rps: n / ((performance.now() - t0) / 1000) };
+}
+
+async function hitCost() {
+  console.log("3. cache hit cost: inside the DO and over HTTP");
+  const { stack } = await benchStack("coalesced");
+  const api = client(stack);
+  await api.put("hot", { bid: 1.5, ask: 1.6, book: Array.from({ length: 20 }, (_, i) => [i, i * 2]) });
+  const ns = await stack.mf.getDurableObjectNamespace("CACHE_DO");
+  const stub = ns.get(ns.idFromName("cache")) as unknown as { timeHits(key: string, n: number): Promise<number> };
+  const n = QUICK ? 20_000 : 200_000;
+  const inDo: number[] = [];
+  for (let run = 0; run < RUNS; run++) inDo.push(((await stub.timeHits("hot", n)) * 1000) / n);
+  record("do_memory_hit", "µs", "coalesced", n, inDo, { note: "getEntry() on the memory tier, timed inside the DO" });
+  const reqs = QUICK ? 200 : 1500;
+  const headers = { "x-api-key": stack.info.apiKey };
+  const hit = { p50: [] as number[], p99: [] as number[], rps: [] as number[] };
+  const health = { p50: [] as number[], p99: [] as number[], rps: [] as number[] };
+  for (let run = 0; run < RUNS; run++) {
+    const h = await latency(`${stack.info.url}/api/v1/cache/entries/hot`, { headers }, reqs);
+    const f = await latency(`${stack.info.url}/health`, {}, reqs);
+    for (const k of ["p50", "p99", "rps"] as const) {
+      hit[k].push(h[k]);
+      health[k].push(f[k]);
+    }
+  }
+  record("http_get_hit_p50", "ms", "coalesced", reqs, hit.p50);
+  record("http_get_hit_p99", "ms", "coalesced", reqs, hit.p99);
+  record("http_get_hit_rps", "req/s", "coalesced", reqs, hit.rps, { note: "one client, sequential" });
+  record("http_health_p50", "ms", "-", reqs, health.p50);
+  record("http_health_p99", "ms", "-", reqs, health.p99);
+  record("http_health_rps", "req/s", "-", reqs, health.rps);
+  metrics.push({ name: "http_hit_over_health_p50", value: round(median(hit.p50) / median(health.p50), 2), unit: "ratio", mode: "coalesced", n: reqs, note: "what auth + DO RPC + the hit add above the runtime's floor" });
+  await stack.stop();
+}
+
+function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<{ ms: number; code: number | null; out: string }> {
+  return new Promise((res) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    child.on("close", (code) => res({ ms: performance.now() - t0, code, out }));
+  });
+}
+
+async function coldStartVerifyAndHeap() {
+  console.log("4-6. cold start, verify-kv vs wrangler, start-up, heap");
+  const tmp = mkdtempSync(join(tmpdir(), "tftcache-bench-cold-"));
+  const persistTo = join(tmp, "v3");
+  let { stack, inspectorPort } = await benchStack("coalesced", { persistTo, inspector: true });
+  let api = client(stack);
+  const heapBefore = await heapUsed(inspectorPort!);
+  await api.seed(10_000, (i) => ({ i, pad: "z".repeat(1000) })); // ~1 KiB values
+  await api.call("POST", "/api/v1/cache/flush");
+  const heapAfter = await heapUsed(inspectorPort!);
+  if (heapAfter !== null && heapBefore !== null) {
+    metrics.push({ name: "isolate_heap_used_10000x1KiB", value: round(heapAfter / 1024 / 1024, 1), unit: "MiB", mode: "coalesced", n: 10_000, note: `V8 Runtime.getHeapUsage through workerd's inspector; ${round((heapAfter - heapBefore) / 1024 / 1024, 1)} MiB above the empty cache` });
+    console.log(`  isolate_heap_used_10000x1KiB: ${round(heapAfter / 1024 / 1024, 1)} MiB (+${round((heapAfter - heapBefore) / 1024 / 1024, 1)})`);
+  } else metrics.push({ name: "isolate_heap_used_10000x1KiB", value: null, unit: "MiB", mode: "coalesced", n: 10_000, note: "inspector unavailable" });
+
+  // 5. verify-kv on 10,000 entries, and what a user would do by hand.
+  const env = {
+    NO_COLOR: "1",
+    TFTCACHE_URL: stack.info.url,
+    TFTCACHE_API_KEY: stack.info.apiKey,
+    CLOUDFLARE_ACCOUNT_ID: stack.info.accountId,
+    CLOUDFLARE_API_TOKEN: stack.info.apiToken,
+    TFTCACHE_KV_NAMESPACE_ID: stack.info.namespaceId,
+    CLOUDFLARE_API_BASE_URL: stack.info.cfApiBase,
+    WRANGLER_SEND_METRICS: "false",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  };
+  const verify: number[] = [];
+  const wranglerGet: number[] = [];
+  const wrangler = join(ROOT, "node_modules", ".bin", "wrangler");
+  for (let run = 0; run < RUNS; run++) {
+    const v = await timeCommand(process.execPath, [join(ROOT, "bin", "tftcache"), "verify-kv"], env);
+    if (v.code !== 0) throw new Error(`verify-kv failed in the benchmark: ${v.out}`);
+    verify.push(v.ms);
+    const w = await timeCommand(wrangler, ["kv", "key", "get", "do_cache_entries", "--binding", "CACHE_DO_KV", "--local", "--preview", "--persist-to", tmp], env);
+    if (w.code !== 0 || !w.out.includes('"generation"')) throw new Error(`wrangler kv key get failed in the benchmark: ${w.out.slice(0, 300)}`);
+    wranglerGet.push(w.ms);
+  }
+  record("verify_kv_wall_10000", "ms", "coalesced", 10_000, verify, { note: "bin/tftcache verify-kv: DO snapshot + both KV keys via REST, digest, per-key compare" });
+  record("wrangler_kv_key_get_wall_10000", "ms", "-", 10_000, wranglerGet, { note: "wrangler kv key get do_cache_entries --local --preview: fetch only, no verification" });
+  const versions = { tftcache: [] as number[], wrangler: [] as number[] };
+  for (let run = 0; run < RUNS; run++) {
+    versions.tftcache.push((await timeCommand(process.execPath, [join(ROOT, "bin", "tftcache"), "--version"], env)).ms);
+    versions.wrangler.push((await timeCommand(wrangler, ["--version"], env)).ms);
+  }
+  record("cli_startup_version", "ms", "tftcache", 1, versions.tftcache);
+  record("cli_startup_version", "ms", "wrangler", 1, versions.wrangler);
+
+  // 4. Cold start: restart over the same storage (DO wins), then without DO storage (KV wins).
+  const fromDo: number[] = [];
+  const fromKv: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    await stack.stop();
+    ({ stack } = await benchStack("coalesced", { persistTo }));
+    api = client(stack);
+    const m = await api.metadata();
+    if (m.load.source !== "do" || m.size !== 10_000) throw new Error(`expected a DO load of 10,000 entries, got ${m.load.source}/${m.size}`);
+    fromDo.push(m.load.durationMs);
+    await stack.stop();
+    rmSync(join(persistTo, "do"), { recursive: true, force: true });
+    ({ stack } = await benchStack("coalesced", { persistTo }));
+    api = client(stack);
+    const k = await api.metadata();
+    if (k.load.source !== "kv" || k.size !== 10_000) throw new Error(`expected a KV load of 10,000 entries, got ${k.load.source}/${k.size}`);
+    fromKv.push(k.load.durationMs);
+  }
+  record("cold_start_hydrate_from_do_storage", "ms", "coalesced", 10_000, fromDo, { note: "constructor load under blockConcurrencyWhile, incl. the KV read and digest check" });
+  record("cold_start_hydrate_from_kv_snapshot", "ms", "coalesced", 10_000, fromKv, { note: "DO storage empty: parse + verify + rewrite 10,000 rows" });
+  await stack.stop();
+}
+
+/** Isolate heap through workerd's V8 inspector (no heap API exists inside the Workers runtime). */
+async function heapUsed(port: number): Promise<number | null> {
+  try {
+    const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl?: string; title?: string }>;
+    // Miniflare names the user worker "core:user:<name>"; the others are its internal plumbing.
+    const target = targets.find((t) => /core:user:/.test(t.title ?? ""));
+    if (!target?.webSocketDebuggerUrl) return null;
+    const ws = new WebSocket(target.webSocketDebuggerUrl);
+    await new Promise((res, rej) => {
+      setTimeout(() => rej(new Error("inspector did not open")), 5000);
+      ws.addEventListener("open", res, { once: true });
+      ws.addEventListener("error", rej, { once: true });
+    });
+    let id = 0;
+    const send = (method: string) =>
+      new Promise<any>((res, rej) => {
+        const my = ++id;
+        setTimeout(() => rej(new Error(`${method} did not answer`)), 5000);
+        const onMessage = (ev: MessageEvent) => {
+          const msg = JSON.parse(String(ev.data));
+          if (msg.id === my) {
+            ws.removeEventListener("message", onMessage as any);
+            res(msg.result);
+          }
+        };
+        ws.addEventListener("message", onMessage as any);
+        ws.send(JSON.stringify({ id: my, method }));
+      });
+    // Best effort: not every workerd build answers a GC request; the measurement stands without it.
+    await send("HeapProfiler.collectGarbage").catch(() => undefined);
+    const usage = await send("Runtime.getHeapUsage");
+    ws.close();
+    return typeof usage?.usedSize === "number" ? usage.usedSize : null;
+  } catch (err) {
+    console.log(`  (heap: inspector unavailable: ${(err as Error).message})`);
+    return null;
+  }
+}
+
+function writeReports(startedAt: Date, seconds: number) {
+  const cpu = cpus();
+  const machine = { cpu: cpu[0]?.model ?? "unknown", cores: cpu.length, memoryGiB: round(totalmem() / 1024 ** 3, 1), node: process.version, platform: `${process.platform}-${process.arch}` };
+  writeFileSync(join(ROOT, "bench", "results.json"), `${JSON.stringify({ date: startedAt.toISOString(), quick: QUICK, seconds, machine, metrics }, null, 2)}\n`);
+  const rows = metrics.map((m) => `| ${m.name} | ${m.mode} | ${m.n} | **${m.value ?? "n/a"}** | ${m.min ?? ""} | ${m.max ?? ""} | ${m.unit} | ${m.target ?? ""}${m.meetsTarget === undefined ? "" : m.meetsTarget ? " ✅" : " ❌"} | ${m.note ?? ""} |`);
+  const md = `# tftcache benchmark results
+
+Generated by \`npm run bench${QUICK ? " -- --quick" : ""}\` on ${startedAt.toISOString().slice(0, 10)} in ${seconds} s.
+Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}.
+Every figure is the median of ${RUNS} runs (min and max beside it), on the real Worker in local workerd (Miniflare).
+
+| metric | mode | n | median | min | max | unit | target | note |
+|---|---|---|---|---|---|---|---|---|
+${rows.join("\n")}
+`;
+  writeFileSync(join(ROOT, "bench", "RESULTS.md"), md);
+}
+
+async function main() {
+  const startedAt = new Date();
+  console.log(`tftcache benchmark${QUICK ? " (quick)" : ""}: ${RUNS} runs per figure`);
+  await kvWritesPer1000Sets();
+  await storageCostBySize();
+  await hitCost();
+  await coldStartVerifyAndHeap();
+  const seconds = Math.round((Date.now() - startedAt.getTime()) / 1000);
+  writeReports(startedAt, seconds);
+  console.log(`wrote bench/results.json and bench/RESULTS.md (${seconds} s)`);
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error(`benchmark failed: ${(err as Error).stack ?? err}`);
+  process.exit(1);
+});
