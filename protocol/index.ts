@@ -4,3 +4,4 @@ export * from "./digest.js";
 export * from "./limits.js";
 export * from "./snapshot.js";
 export * from "./version.js";
+export * from "./snapshot-read.js";

@@ -8,6 +8,7 @@ import { discardBody } from "./http/body.js";
 import { HttpError, error, json } from "./http/envelope.js";
 
 export { CacheDurableObject } from "./cache/cache-do.js";
+export { CacheService } from "./service.js";
 export type { Env } from "./env.js";
 
 /**

@@ -2,6 +2,7 @@ import {
   MAX_LIST_LIMIT,
   MAX_SEED_ENTRIES,
   canonicalJson,
+  findLive,
   keyProblem,
   ttlProblem,
   valueProblem,
@@ -73,9 +74,8 @@ function doDisabled(): Response {
 async function kvEntry(env: Env, key: string, now: number): Promise<Response> {
   const read = await readKvSnapshot(env.CACHE_DO_KV);
   if (!read.ok) return error(404, "not_found", `no entry for key ${JSON.stringify(key)} (KV snapshot: ${read.reason})`);
-  const found = read.snapshot.entries.find(([k, e]) => k === key && e.expiresAt > now);
-  if (!found) return error(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
-  const [, e] = found;
+  const e = findLive(read.snapshot, key, now);
+  if (!e) return error(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
   return json({ key, value: e.value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, source: "kv" });
 }
 

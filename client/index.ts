@@ -1,0 +1,173 @@
+/**
+ * The application-side client: `createCacheClient(env.TFTCACHE, { kv: env.CACHE_DO_KV, ctx })`.
+ *
+ * It never throws for a cache problem: if the tftcache Worker cannot be reached it reads the KV snapshot (when
+ * a `kv` binding is given), and otherwise reports a miss. The one error that does reach the caller is its own
+ * loader's, from getOrSet: a failing market-data call is the application's to handle.
+ */
+import { findLive, readSnapshot } from "../protocol/snapshot-read.js";
+import type { ServiceGetOrSet, ServiceRead, ServiceWrite } from "../worker/service.js";
+
+/** The service binding's shape, as `entrypoint = "CacheService"` exposes it. */
+export interface CacheServiceBinding {
+  get(key: string): Promise<ServiceRead>;
+  getMany(keys: string[]): Promise<Record<string, ServiceRead>>;
+  set(key: string, value: unknown, opts?: { ttlSeconds?: number }): Promise<ServiceWrite>;
+  delete(key: string): Promise<ServiceWrite & { deleted: boolean }>;
+  getOrSet(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ServiceGetOrSet>;
+  refresh(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ServiceGetOrSet>;
+}
+
+export interface GetOrSetOptions {
+  ttlSeconds?: number;
+  /** Serve the old value this long past ttlSeconds while one background refresh runs (needs `ctx`). */
+  staleWhileRevalidateSeconds?: number;
+}
+
+export interface CacheClientOptions {
+  /** The CACHE_DO_KV namespace, read directly when the tftcache Worker cannot be reached. */
+  kv?: { get(key: string, type: "text"): Promise<string | null> };
+  /** Keeps a stale-while-revalidate refresh alive after the response is sent. */
+  ctx?: { waitUntil(promise: Promise<unknown>): void };
+  /** One-line JSON logs (`DUAL_CACHE_DO`); console.log by default. */
+  log?: (line: string) => void;
+}
+
+export interface ClientStats {
+  hits: number;
+  misses: number;
+  stale: number;
+  loads: number;
+  fallbacks: number;
+  errors: number;
+}
+
+export interface CacheClient {
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  getMany<T = unknown>(keys: string[]): Promise<Map<string, T>>;
+  set(key: string, value: unknown, opts?: { ttlSeconds?: number }): Promise<boolean>;
+  delete(key: string): Promise<boolean>;
+  getOrSet<T>(key: string, loader: () => T | Promise<T>, opts?: GetOrSetOptions): Promise<T>;
+  stats(): ClientStats;
+}
+
+export function createCacheClient(binding: CacheServiceBinding | undefined, opts: CacheClientOptions = {}): CacheClient {
+  const counters: ClientStats = { hits: 0, misses: 0, stale: 0, loads: 0, fallbacks: 0, errors: 0 };
+  const log = (event: string, fields: Record<string, unknown>) =>
+    (opts.log ?? console.log)(JSON.stringify({ tag: "DUAL_CACHE_DO", event, ts: Date.now(), ...fields }));
+
+  /** The last resort: the snapshot straight from KV, read-only. */
+  async function fromKv(key: string, reason: string): Promise<ServiceRead> {
+    counters.fallbacks++;
+    log("fallback", { key, reason });
+    if (!opts.kv) return { found: false, source: "none", fallbackReason: reason };
+    const kv = opts.kv;
+    const read = await readSnapshot((k) => kv.get(k, "text"));
+    const entry = read.ok ? findLive(read.snapshot, key, Date.now()) : undefined;
+    return entry ? { found: true, value: entry.value, source: "kv" } : { found: false, source: read.ok ? "kv" : "none" };
+  }
+
+  function count(read: ServiceRead, key: string): void {
+    if (read.source === "kv" && read.fallbackReason) {
+      counters.fallbacks++;
+      log("fallback", { key, reason: read.fallbackReason });
+    }
+    if (read.found) counters.hits++;
+    else counters.misses++;
+    log(read.found ? "hit" : "miss", { key, source: read.source });
+  }
+
+  async function read(key: string): Promise<ServiceRead> {
+    if (!binding) return fromKv(key, "no TFTCACHE service binding");
+    try {
+      return await binding.get(key);
+    } catch (err) {
+      counters.errors++;
+      return fromKv(key, `tftcache unreachable: ${(err as Error).message}`);
+    }
+  }
+
+  return {
+    async get<T>(key: string) {
+      const r = await read(key);
+      count(r, key);
+      return r.found ? (r.value as T) : undefined;
+    },
+
+    async getMany<T>(keys: string[]) {
+      const out = new Map<string, T>();
+      let reads: Record<string, ServiceRead>;
+      try {
+        if (!binding) throw new Error("no TFTCACHE service binding");
+        reads = await binding.getMany(keys);
+      } catch (err) {
+        counters.errors++;
+        reads = {};
+        for (const key of keys) reads[key] = await fromKv(key, `tftcache unreachable: ${(err as Error).message}`);
+      }
+      for (const key of keys) {
+        const r = reads[key] ?? { found: false, source: "none" as const };
+        count(r, key);
+        if (r.found) out.set(key, r.value as T);
+      }
+      return out;
+    },
+
+    async set(key, value, setOpts = {}) {
+      try {
+        const r = binding ? await binding.set(key, value, setOpts) : { ok: false, error: "no TFTCACHE service binding" };
+        if (!r.ok) log("set_failed", { key, error: r.error });
+        return r.ok;
+      } catch (err) {
+        counters.errors++;
+        log("set_failed", { key, error: (err as Error).message });
+        return false;
+      }
+    },
+
+    async delete(key) {
+      try {
+        return binding ? (await binding.delete(key)).deleted : false;
+      } catch {
+        counters.errors++;
+        return false;
+      }
+    },
+
+    async getOrSet<T>(key: string, loader: () => T | Promise<T>, gsOpts: GetOrSetOptions = {}): Promise<T> {
+      let r: ServiceGetOrSet;
+      try {
+        if (!binding) throw new Error("no TFTCACHE service binding");
+        r = await binding.getOrSet(key, loader, gsOpts);
+      } catch (err) {
+        counters.errors++;
+        const kv = await fromKv(key, `tftcache unreachable: ${(err as Error).message}`);
+        if (kv.found) {
+          counters.hits++;
+          return kv.value as T;
+        }
+        counters.misses++;
+        counters.loads++;
+        return loader();
+      }
+      if (!r.ok) throw new Error(r.error ?? `getOrSet ${key} failed`);
+      if (r.source === "kv") counters.fallbacks++;
+      if (r.state === "hit") counters.hits++;
+      else if (r.state === "stale") {
+        counters.hits++;
+        counters.stale++;
+        if (opts.ctx && binding) {
+          const b = binding;
+          opts.ctx.waitUntil(b.refresh(key, loader, gsOpts).catch((err: Error) => log("refresh_failed", { key, error: err.message })));
+        }
+      } else {
+        counters.misses++;
+        if (r.state === "loaded" || r.state === "uncached") counters.loads++;
+      }
+      log(r.state === "hit" || r.state === "stale" ? "hit" : "miss", { key, state: r.state, source: r.source });
+      return r.value as T;
+    },
+
+    stats: () => ({ ...counters }),
+  };
+}
