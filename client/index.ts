@@ -29,7 +29,10 @@ export interface CacheClientOptions {
   kv?: { get(key: string, type: "text"): Promise<string | null> };
   /** Keeps a stale-while-revalidate refresh alive after the response is sent. */
   ctx?: { waitUntil(promise: Promise<unknown>): void };
-  /** One-line JSON logs (`DUAL_CACHE_DO`); console.log by default. */
+  /**
+   * Receives every one-line JSON log (`DUAL_CACHE_DO`: hit, miss, fallback, …). Without it only fallbacks and
+   * failures are logged, to console.warn: a line per hit is a bill at production volume, not a signal.
+   */
   log?: (line: string) => void;
 }
 
@@ -53,8 +56,11 @@ export interface CacheClient {
 
 export function createCacheClient(binding: CacheServiceBinding | undefined, opts: CacheClientOptions = {}): CacheClient {
   const counters: ClientStats = { hits: 0, misses: 0, stale: 0, loads: 0, fallbacks: 0, errors: 0 };
-  const log = (event: string, fields: Record<string, unknown>) =>
-    (opts.log ?? console.log)(JSON.stringify({ tag: "DUAL_CACHE_DO", event, ts: Date.now(), ...fields }));
+  const log = (event: string, fields: Record<string, unknown>) => {
+    const line = JSON.stringify({ tag: "DUAL_CACHE_DO", event, ts: Date.now(), ...fields });
+    if (opts.log) opts.log(line);
+    else if (event !== "hit" && event !== "miss") console.warn(line);
+  };
 
   /** The last resort: the snapshot straight from KV, read-only. */
   async function fromKv(key: string, reason: string): Promise<ServiceRead> {

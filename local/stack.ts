@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { Log, LogLevel, Miniflare } from "miniflare";
+import { Log, LogLevel, Miniflare, type WorkerOptions } from "miniflare";
 import { parse } from "smol-toml";
 import { LOCAL_DEFAULTS, type LocalStackInfo } from "../cli/config/local-stack.js";
 import { createKvRestHandler, type KvLike } from "./kv-rest-api.js";
@@ -25,10 +25,16 @@ export interface StackOptions {
   entry?: string;
   /** Exposes workerd's V8 inspector (the benchmark reads heap usage through it). */
   inspectorPort?: number;
+  /** Also run examples/consumer, bound to tftcache's CacheService by a service binding, on this port. */
+  consumerPort?: number;
 }
+
+export const CONSUMER_ENTRY = "examples/consumer/src/index.ts";
 
 export interface Stack {
   info: LocalStackInfo;
+  /** The example consumer Worker's URL, when started with consumerPort. */
+  consumerUrl?: string;
   kv: KvLike;
   /** The Miniflare instance, for callers that need more than HTTP (the benchmark calls the DO over RPC). */
   mf: Miniflare;
@@ -68,7 +74,21 @@ function devVarsAdminKey(root: string): string | undefined {
   return match?.[1] || undefined;
 }
 
-async function bundleWorker(root: string, main: string, outDir: string): Promise<string> {
+/** One bundle per entry per process: restarts (tests, the benchmark's cold starts) reuse it. */
+const bundles = new Map<string, Promise<string>>();
+
+function bundleWorker(root: string, main: string, outDir: string): Promise<string> {
+  const key = `${root}|${main}`;
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    bundle = buildBundle(root, main, outDir);
+    bundles.set(key, bundle);
+    bundle.catch(() => bundles.delete(key));
+  }
+  return bundle;
+}
+
+async function buildBundle(root: string, main: string, outDir: string): Promise<string> {
   mkdirSync(outDir, { recursive: true });
   const outfile = join(outDir, "worker.mjs");
   await build({
@@ -129,22 +149,40 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const toml = readWranglerToml(opts.root);
   const adminKey = opts.adminKey ?? devVarsAdminKey(opts.root) ?? LOCAL_DEFAULTS.apiKey;
-  const scriptPath = await bundleWorker(opts.root, opts.entry ?? toml.main, join(opts.root, ".wrangler", "tmp", `tftcache-local-${port}`));
+  const scriptPath = await bundleWorker(opts.root, opts.entry ?? toml.main, join(opts.root, ".wrangler", "tmp", `tftcache-local-${(opts.entry ?? toml.main).replace(/[^\w]+/g, "-")}`));
+  const tftcache: WorkerOptions = {
+    name: "tftcache",
+    modules: true,
+    scriptPath,
+    compatibilityDate: toml.compatibilityDate,
+    durableObjects: { CACHE_DO: { className: "CacheDurableObject", useSQLite: true } },
+    kvNamespaces: { CACHE_DO_KV: toml.namespaceId },
+    bindings: { ...toml.vars, ...opts.vars, ADMIN_API_KEY: adminKey },
+  };
+  const workers: WorkerOptions[] = [tftcache];
+  if (opts.consumerPort) {
+    await assertPortFree(host, opts.consumerPort);
+    workers.push({
+      name: "tftcache-consumer",
+      modules: true,
+      scriptPath: await bundleWorker(opts.root, CONSUMER_ENTRY, join(opts.root, ".wrangler", "tmp", "tftcache-local-consumer")),
+      compatibilityDate: toml.compatibilityDate,
+      // The same binding as examples/consumer/wrangler.toml: RPC to the named entrypoint, no HTTP, no key.
+      serviceBindings: { TFTCACHE: { name: "tftcache", entrypoint: "CacheService" } },
+      kvNamespaces: { CACHE_DO_KV: toml.namespaceId },
+      unsafeDirectSockets: [{ host, port: opts.consumerPort }],
+    });
+  }
   const mf = new Miniflare({
     host,
     port,
     ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
     log: new Log(opts.quiet ? LogLevel.ERROR : LogLevel.INFO),
-    modules: true,
-    scriptPath,
-    compatibilityDate: toml.compatibilityDate,
-    durableObjects: { CACHE_DO: { className: "CacheDurableObject", useSQLite: true } },
     // No network here or in CI: do not fetch the real `request.cf` object.
     cf: false,
-    kvNamespaces: { CACHE_DO_KV: toml.namespaceId },
-    bindings: { ...toml.vars, ...opts.vars, ADMIN_API_KEY: adminKey },
     kvPersist: join(persistRoot, "kv"),
     durableObjectsPersist: join(persistRoot, "do"),
+    workers,
   });
   let kvServer: Server | undefined;
   try {
@@ -162,6 +200,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const server = kvServer;
     return {
       info,
+      ...(opts.consumerPort ? { consumerUrl: `http://${host}:${opts.consumerPort}` } : {}),
       kv,
       mf,
       async stop() {

@@ -14,7 +14,7 @@ const DEMO = [
 
 async function main() {
   const { values } = parseArgs({
-    options: { fresh: { type: "boolean" }, port: { type: "string" }, "kv-port": { type: "string" }, quiet: { type: "boolean" } },
+    options: { fresh: { type: "boolean" }, port: { type: "string" }, "kv-port": { type: "string" }, quiet: { type: "boolean" }, "with-consumer": { type: "boolean" } },
   });
   const root = process.cwd();
   const port = values.port ? Number(values.port) : 8787;
@@ -27,6 +27,7 @@ async function main() {
       ...(values["kv-port"] ? { kvPort: Number(values["kv-port"]) } : {}),
       ...(values.fresh ? { fresh: true } : {}),
       ...(values.quiet ? { quiet: true } : {}),
+      ...(values["with-consumer"] ? { consumerPort: port + 2 } : {}),
     });
   } catch (err) {
     if (err instanceof PortInUseError) {
@@ -49,7 +50,7 @@ tftcache local stack ready in ${readyMs} ms
   Worker (workerd)     ${info.url}          admin key: ${info.apiKey}
   KV REST API          ${info.cfApiBase}
   KV namespace         ${info.namespaceId} (CACHE_DO_KV preview_id, state in .wrangler/state/v3)
-  ${stats.data.size === 0 ? `seeded ${DEMO.length} demo entries` : `kept ${stats.data.size} entries from the last run (npm start -- --fresh to wipe)`}
+${stack.consumerUrl ? `  Consumer Worker      ${stack.consumerUrl}/quote/AAPL   (examples/consumer, service binding to CacheService)\n` : ""}  ${stats.data.size === 0 ? `seeded ${DEMO.length} demo entries` : `kept ${stats.data.size} entries from the last run (npm start -- --fresh to wipe)`}
 
 In another terminal:
   ./bin/tftcache --local stats          # --local reads ${LOCAL_STACK_FILE}; no exports needed

@@ -11,7 +11,7 @@ import { ROOT, envFor, freePort, tempDir, tftcache, tftcacheAsync } from "./stac
 let stack: Stack;
 let env: NodeJS.ProcessEnv;
 let persistTo: string;
-let ports: { port: number; kvPort: number };
+let ports: { port: number; kvPort: number; consumerPort: number };
 
 async function start() {
   stack = await startStack({ root: ROOT, ...ports, persistTo, quiet: true, vars: { LOG_LEVEL: "error" } });
@@ -25,7 +25,7 @@ const adminPut = (key: string, value: unknown) =>
 
 beforeAll(async () => {
   persistTo = join(tempDir(), "state");
-  ports = { port: await freePort(), kvPort: await freePort() };
+  ports = { port: await freePort(), kvPort: await freePort(), consumerPort: await freePort() };
   await start();
 }, 60_000);
 
@@ -149,6 +149,23 @@ describe("every command against the real Worker in workerd and the local KV REST
     expect(written % 10).toBe(0); // whole batches only
     const listed = JSON.parse((await tftcache(["--json", "list", "--prefix", "bulk:"], { env })).stdout).keys.length;
     expect(listed).toBe(written);
+  });
+
+  it("the example consumer Worker caches through the service binding: one upstream call for many requests", async () => {
+    const consumer = stack.consumerUrl!;
+    const first = await (await fetch(`${consumer}/quote/aapl`)).json();
+    expect(first.quote).toMatchObject({ symbol: "AAPL" });
+    const again = await (await fetch(`${consumer}/quote/AAPL`)).json();
+    expect(again.quote).toEqual(first.quote);
+    const burst = await Promise.all(Array.from({ length: 20 }, () => fetch(`${consumer}/quote/MSFT`).then((r) => r.json())));
+    expect(new Set(burst.map((b) => JSON.stringify(b.quote))).size).toBe(1);
+    expect((await (await fetch(`${consumer}/upstream-calls`)).json()).upstreamCalls).toBe(2);
+    // What the application cached is what operators see, in the DO and, after a flush, in KV.
+    const got = await tftcache(["--json", "get", "quote:MSFT"], { env });
+    expect(JSON.parse(got.stdout).value).toEqual(burst[0].quote);
+    expect((await tftcache(["verify-kv", "--flush"], { env })).code).toBe(0);
+    const fromKv = await tftcache(["--json", "get", "quote:AAPL", "--from", "kv"], { env });
+    expect(JSON.parse(fromKv.stdout).value).toEqual(first.quote);
   });
 
   it("the local KV REST API requires the bearer token", async () => {
