@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { WebSocket } from "undici";
 import { startStack, type Stack } from "../local/stack.js";
@@ -331,10 +331,14 @@ async function heapUsed(port: number): Promise<number | null> {
   }
 }
 
+/** Full runs write the committed reports; quick smoke runs write beside them, ignored by git. */
+const OUT_DIR = QUICK ? join(ROOT, "bench", ".tmp") : join(ROOT, "bench");
+
 function writeReports(startedAt: Date, seconds: number) {
+  mkdirSync(OUT_DIR, { recursive: true });
   const cpu = cpus();
   const machine = { cpu: cpu[0]?.model ?? "unknown", cores: cpu.length, memoryGiB: round(totalmem() / 1024 ** 3, 1), node: process.version, platform: `${process.platform}-${process.arch}` };
-  writeFileSync(join(ROOT, "bench", "results.json"), `${JSON.stringify({ date: startedAt.toISOString(), quick: QUICK, seconds, machine, metrics }, null, 2)}\n`);
+  writeFileSync(join(OUT_DIR, "results.json"), `${JSON.stringify({ date: startedAt.toISOString(), quick: QUICK, seconds, machine, metrics }, null, 2)}\n`);
   const rows = metrics.map((m) => `| ${m.name} | ${m.mode} | ${m.n} | **${m.value ?? "n/a"}** | ${m.min ?? ""} | ${m.max ?? ""} | ${m.unit} | ${m.target ?? ""}${m.meetsTarget === undefined ? "" : m.meetsTarget ? " ✅" : " ❌"} | ${m.note ?? ""} |`);
   const md = `# tftcache benchmark results
 
@@ -346,7 +350,7 @@ Every figure is the median of ${RUNS} runs (min and max beside it), on the real 
 |---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 `;
-  writeFileSync(join(ROOT, "bench", "RESULTS.md"), md);
+  writeFileSync(join(OUT_DIR, "RESULTS.md"), md);
 }
 
 async function main() {
@@ -359,7 +363,7 @@ async function main() {
   }
   const seconds = Math.round((Date.now() - startedAt.getTime()) / 1000);
   writeReports(startedAt, seconds);
-  console.log(`wrote bench/results.json and bench/RESULTS.md (${seconds} s)`);
+  console.log(`wrote ${OUT_DIR}/results.json and RESULTS.md (${seconds} s)`);
   process.exit(0);
 }
 
