@@ -115,7 +115,8 @@ async function kvWritesPer1000Sets() {
     const runs = QUICK && mode === "write-through" ? 1 : Math.max(RUNS, 3);
     for (let run = 0; run < runs; run++) {
       const before = (await api.stats()).kv.writesToday;
-      for (let i = 0; i < 1000; i++) await api.put(`k${i % 200}`, { px: i, run });
+      // Eight in flight: this figure counts KV writes, not latency, and the DO applies them one at a time anyway.
+      for (let i = 0; i < 1000; i += 8) await Promise.all(Array.from({ length: 8 }, (_, j) => i + j).filter((x) => x < 1000).map((x) => api.put(`k${x % 200}`, { px: x, run })));
       if (mode === "coalesced") {
         // Full runs wait for the alarm (the real path); quick runs force the one flush it would have made.
         if (QUICK) await api.call("POST", "/api/v1/cache/flush");
@@ -127,7 +128,7 @@ async function kvWritesPer1000Sets() {
     record("kv_writes_per_1000_sets", "writes", mode, 1000, samples, {
       target: mode === "coalesced" ? "<= 4 (original: 2000)" : "2000 (the original system)",
       ...meets,
-      note: `KV_FLUSH_INTERVAL_SECONDS=10; 200 keys; sequential PUTs over HTTP${mode === "coalesced" ? (QUICK ? "; then POST /flush" : "; then the alarm's flush") : ""}`,
+      note: `KV_FLUSH_INTERVAL_SECONDS=10; 200 keys; PUTs over HTTP, 8 in flight${mode === "coalesced" ? (QUICK ? "; then POST /flush" : "; then the alarm's flush") : ""}`,
     });
     await stack.stop();
   }
