@@ -1,3 +1,5 @@
+import type { CacheCounters } from "./snapshot.js";
+
 /** The admin API's wire shapes (design.md §3), shared so the CLI decodes exactly what the Worker encodes. */
 export const API_PREFIX = "/api/v1/cache";
 
@@ -35,16 +37,7 @@ export interface KvStatus {
   nextAttemptAt: number | null;
 }
 
-export interface CacheStats {
-  size: number;
-  bytes: number;
-  hits: number;
-  misses: number;
-  evictions: number;
-  expirations: number;
-  hitRate: number;
-  oldestEntry: number | null;
-  newestEntry: number | null;
+export interface CacheStats extends CacheCounters {
   generation: number;
   kv: KvStatus;
 }

@@ -1,6 +1,10 @@
 import { ENTRIES_KEY, checkDigest, parseEntriesSnapshot, type EntriesSnapshot, type SnapshotEntry } from "./snapshot.js";
 
-export type SnapshotRead = { ok: true; snapshot: EntriesSnapshot } | { ok: false; reason: string };
+export type SnapshotRead =
+  | { ok: true; snapshot: EntriesSnapshot }
+  | { ok: false; status: "absent" | "unreadable" | "corrupt"; reason: string }
+  /** Well-formed, but the entries do not hash to the digest it claims. */
+  | { ok: false; status: "torn"; reason: string; snapshot: EntriesSnapshot };
 
 /** Anything that can fetch a KV value as text: a KV binding, or a REST client. */
 export type TextGetter = (key: string) => Promise<string | null>;
@@ -14,13 +18,15 @@ export async function readSnapshot(get: TextGetter): Promise<SnapshotRead> {
   try {
     text = await get(ENTRIES_KEY);
   } catch (err) {
-    return { ok: false, reason: `KV read failed: ${(err as Error).message}` };
+    return { ok: false, status: "unreadable", reason: `KV get failed: ${(err as Error).message}` };
   }
-  if (text === null) return { ok: false, reason: `${ENTRIES_KEY} is absent` };
+  if (text === null) return { ok: false, status: "absent", reason: `${ENTRIES_KEY} is absent` };
   const parsed = parseEntriesSnapshot(text);
-  if (!parsed.ok) return { ok: false, reason: parsed.error };
+  if (!parsed.ok) return { ok: false, status: "corrupt", reason: parsed.error };
   const digest = await checkDigest(parsed.value);
-  if (!digest.intact) return { ok: false, reason: `${ENTRIES_KEY} is torn (digest mismatch)` };
+  if (!digest.intact) {
+    return { ok: false, status: "torn", snapshot: parsed.value, reason: `digest mismatch: snapshot claims ${parsed.value.digest}, entries hash to ${digest.actual}` };
+  }
   return { ok: true, snapshot: parsed.value };
 }
 

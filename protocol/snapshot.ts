@@ -22,10 +22,8 @@ export interface EntriesSnapshot {
   entries: Array<[string, SnapshotEntry]>;
 }
 
-export interface StatsSnapshot {
-  format: 1;
-  generation: number;
-  writtenAt: number;
+/** The counters both the live `/stats` and the `do_cache_stats` key report. */
+export interface CacheCounters {
   size: number;
   bytes: number;
   hits: number;
@@ -35,6 +33,12 @@ export interface StatsSnapshot {
   hitRate: number;
   oldestEntry: number | null;
   newestEntry: number | null;
+}
+
+export interface StatsSnapshot extends CacheCounters {
+  format: 1;
+  generation: number;
+  writtenAt: number;
   kvWritesToday: number;
 }
 

@@ -1,13 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import {
-  ENTRIES_KEY,
   MAX_KEY_BYTES,
   MAX_SEED_ENTRIES,
   MAX_VALUE_BYTES,
   canonicalJson,
-  checkDigest,
   keyProblem,
-  parseEntriesSnapshot,
   ttlProblem,
   utf8Length,
   valueProblem,
@@ -24,6 +21,7 @@ import {
   type StatsSnapshot,
 } from "../../protocol/index.js";
 import { readConfig, type CacheConfig } from "../config.js";
+import { readKvSnapshot } from "../kv-snapshot-reader.js";
 import type { Env } from "../env.js";
 import { createLogger, type Logger } from "../log.js";
 import { fail, ok, type Result } from "../result.js";
@@ -181,26 +179,10 @@ export class CacheDurableObject extends DurableObject<Env> {
   }
 
   private async readKvSnapshot(): Promise<{ report: KvSnapshotReport; snapshot?: EntriesSnapshot }> {
-    let text: string | null;
-    try {
-      text = await this.env.CACHE_DO_KV.get(ENTRIES_KEY, "text");
-    } catch (err) {
-      return { report: { status: "unreadable", generation: null, error: `KV get failed: ${(err as Error).message}` } };
-    }
-    if (text === null) return { report: { status: "absent", generation: null, error: null } };
-    const parsed = parseEntriesSnapshot(text);
-    if (!parsed.ok) return { report: { status: "corrupt", generation: null, error: parsed.error } };
-    const { intact, actual } = await checkDigest(parsed.value);
-    if (!intact) {
-      return {
-        report: {
-          status: "torn",
-          generation: parsed.value.generation,
-          error: `digest mismatch: snapshot claims ${parsed.value.digest}, entries hash to ${actual}`,
-        },
-      };
-    }
-    return { report: { status: "ok", generation: parsed.value.generation, error: null }, snapshot: parsed.value };
+    const read = await readKvSnapshot(this.env.CACHE_DO_KV);
+    if (read.ok) return { report: { status: "ok", generation: read.snapshot.generation, error: null }, snapshot: read.snapshot };
+    if (read.status === "absent") return { report: { status: "absent", generation: null, error: null } };
+    return { report: { status: read.status, generation: read.status === "torn" ? read.snapshot.generation : null, error: read.reason } };
   }
 
   // ---- reads ------------------------------------------------------------------------------------------------
@@ -209,17 +191,19 @@ export class CacheDurableObject extends DurableObject<Env> {
     const now = this.now();
     const entry = this.memory.peek(key);
     if (!entry || entry.expiresAt <= now) {
-      if (entry) this.mutate(() => this.expire([key]));
       this.counters.misses++;
-      this.noteStatsChange();
+      this.statsDirty = true;
       this.log("debug", "DUAL_CACHE_DO", "miss", { key, expired: entry !== undefined });
-      await this.afterMutationIfAny(entry !== undefined);
+      if (entry) {
+        this.mutate(() => this.expire([key]));
+        await this.afterMutation();
+      } else await this.ensureAlarm();
       return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
     }
     this.memory.touch(key, now);
     this.touched.set(key, now);
     this.counters.hits++;
-    this.noteStatsChange();
+    this.statsDirty = true;
     const stale = entry.freshUntil !== undefined && entry.freshUntil <= now;
     this.log("debug", "DUAL_CACHE_DO", stale ? "stale_hit" : "hit", { key });
     const view: StoredEntryView = { key, valueJson: entry.value, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed };
@@ -561,11 +545,6 @@ export class CacheDurableObject extends DurableObject<Env> {
     for (const [key, entry] of this.store.loadEntries()) this.memory.set(key, entry);
   }
 
-  private async afterMutationIfAny(mutated: boolean): Promise<void> {
-    if (mutated) await this.afterMutation();
-    else await this.ensureAlarm();
-  }
-
   /** Coalesced mode marks the snapshot owed; write-through writes it now, as the original system did. */
   private async afterMutation(): Promise<void> {
     this.sync.markDirty();
@@ -573,10 +552,6 @@ export class CacheDurableObject extends DurableObject<Env> {
       await this.sync.flush((now) => this.buildForKv(now), { waitForFloor: false, ignoreFloor: true });
     }
     await this.ensureAlarm();
-  }
-
-  private noteStatsChange(): void {
-    this.statsDirty = true;
   }
 
   private sweep(now: number): void {
@@ -637,7 +612,7 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   private async buildForKv(now: number): Promise<BuiltSnapshot> {
     const snap = await this.buildSnapshot(now);
-    const stats = this.stats();
+    const { kv: _kv, generation: _generation, ...counters } = this.stats();
     return {
       generation: this.generation,
       digest: snap.digest,
@@ -645,21 +620,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       entryCount: snap.count,
       entriesText: snap.text,
       statsText: (kvWritesToday) => {
-        const doc: StatsSnapshot = {
-          format: 1,
-          generation: this.generation,
-          writtenAt: now,
-          size: stats.size,
-          bytes: stats.bytes,
-          hits: stats.hits,
-          misses: stats.misses,
-          evictions: stats.evictions,
-          expirations: stats.expirations,
-          hitRate: stats.hitRate,
-          oldestEntry: stats.oldestEntry,
-          newestEntry: stats.newestEntry,
-          kvWritesToday,
-        };
+        const doc: StatsSnapshot = { format: 1, generation: this.generation, writtenAt: now, ...counters, kvWritesToday };
         return JSON.stringify(doc);
       },
     };

@@ -120,14 +120,19 @@ export class KvSync {
    * most ~1 s); otherwise a flush inside the floor is left to the alarm. Never throws: failures are recorded.
    */
   flush(build: (now: number) => Promise<BuiltSnapshot>, opts: { waitForFloor: boolean; ignoreFloor?: boolean }): Promise<FlushResult> {
-    const run = this.chain.then(() => this.flushOnce(build, opts));
+    return this.serialized(() => this.flushOnce(build, opts));
+  }
+
+  /** KV operations run one at a time, in call order, so the two keys are always written as a pair. */
+  private serialized<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(op);
     this.chain = run.catch(() => undefined);
     return run;
   }
 
   /** Deletes both keys now (clear). Deletes count against KV's write limits, so they are budgeted too. */
   deleteKeys(): Promise<{ ok: boolean; error?: string }> {
-    const run = this.chain.then(async () => {
+    return this.serialized(async () => {
       await this.waitForFloor();
       this.rollDay();
       try {
@@ -150,8 +155,6 @@ export class KvSync {
         return { ok: false, error };
       }
     });
-    this.chain = run.catch(() => undefined);
-    return run;
   }
 
   private async flushOnce(build: (now: number) => Promise<BuiltSnapshot>, opts: { waitForFloor: boolean; ignoreFloor?: boolean }): Promise<FlushResult> {
