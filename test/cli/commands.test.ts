@@ -39,6 +39,18 @@ describe("exit codes and output discipline", () => {
     expect(r.stdout).not.toMatch(/\x1b\[/); // not a TTY: no colour codes
   });
 
+  it("colours a terminal, and not with NO_COLOR, --no-color or --json", async () => {
+    const run = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const agent = mockAgent();
+      agent.get("http://worker.test").intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(200, ok(liveStats(7)), json);
+      return cli([...target, ...argv, "stats"], { agent, env, stdoutTTY: true });
+    };
+    expect((await run([])).stdout).toMatch(/\x1b\[/);
+    expect((await run([], { NO_COLOR: "1" })).stdout).not.toMatch(/\x1b\[/);
+    expect((await run(["--no-color"])).stdout).not.toMatch(/\x1b\[/);
+    expect((await run(["--json"])).stdout).not.toMatch(/\x1b\[/);
+  });
+
   it("a usage error exits 2, not commander's 1", async () => {
     expect((await cli(["stats", "--nope"])).code).toBe(2);
     expect((await cli(["frobnicate"])).code).toBe(2);
@@ -275,6 +287,20 @@ describe("clear", () => {
     const r = await cli([...target, "clear", "--yes", "--scope", "kv"], { agent });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/cleared kv/);
+  });
+
+  it("asks on a terminal, and only 'yes' deletes", async () => {
+    const agent = mockAgent();
+    const w = agent.get("http://worker.test");
+    w.intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(200, ok(liveStats(3)), json).times(2);
+    w.intercept({ path: "/api/v1/cache?scope=all", method: "DELETE" }).reply(200, ok({ scope: "all", deletedEntries: 1, kvKeysDeleted: true, generation: 4 }), json);
+    const no = await cli([...target, "clear"], { agent, stdin: "n\n", stdinTTY: true });
+    expect(no.code).toBe(2);
+    expect(no.stderr).toMatch(/Delete every entry in the DO and both KV snapshot keys \(1 entries, generation 3\) at http:\/\/worker\.test\? Type "yes"/);
+    expect(no.stderr).toMatch(/aborted; nothing was deleted/);
+    const yes = await cli([...target, "clear"], { agent, stdin: "yes\n", stdinTTY: true });
+    expect(yes.code).toBe(0);
+    expect(yes.stdout).toMatch(/cleared all: 1 entries deleted, KV keys deleted/);
   });
 
   it("rejects an unknown scope before touching anything", async () => {

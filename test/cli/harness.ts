@@ -30,7 +30,7 @@ export interface CliRun {
 /** Runs the CLI in-process against a MockAgent, with a working directory that has no config files. */
 export async function cli(
   argv: string[],
-  opts: { agent?: MockAgent; env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string; stdinTTY?: boolean; interruptAfterMs?: number } = {},
+  opts: { agent?: MockAgent; env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string; stdinTTY?: boolean; stdoutTTY?: boolean; interruptAfterMs?: number } = {},
 ): Promise<CliRun> {
   let stdout = "";
   let stderr = "";
@@ -39,7 +39,7 @@ export async function cli(
   stdin.isTTY = opts.stdinTTY ?? false;
   const listeners = new Set<() => void>();
   const io: Io = {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
+    stdout: { write: (s: string) => (stdout += s), isTTY: opts.stdoutTTY ?? false },
     stderr: { write: (s: string) => (stderr += s), isTTY: false },
     stdin,
     env: opts.env ?? {},
