@@ -51,6 +51,19 @@ describe("exit codes and output discipline", () => {
     expect((await run(["--json"])).stdout).not.toMatch(/\x1b\[/);
   });
 
+  it("stats --watch prints a line per interval until Ctrl-C, then exits 130", async () => {
+    const agent = mockAgent();
+    agent.get("http://worker.test").intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(200, ok(liveStats(7)), json).persist();
+    const r = await cli([...target, "stats", "--watch", "0.05"], { agent, interruptAfterMs: 300 });
+    expect(r.code).toBe(130);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^entries\s+bytes\s+hits\s+misses\s+hit%\s+gen\s+kv-writes\s+kv/);
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    expect(lines[1]).toMatch(/^1\s+10 B\s+3\s+1\s+75\.0\s+7\s+2\/1000\s+synced/);
+    const nd = await cli([...target, "--json", "stats", "--watch", "0.05"], { agent, interruptAfterMs: 200 });
+    for (const line of nd.stdout.trim().split("\n")) expect(JSON.parse(line)).toMatchObject({ generation: 7, at: expect.any(Number) });
+  });
+
   it("a usage error exits 2, not commander's 1", async () => {
     expect((await cli(["stats", "--nope"])).code).toBe(2);
     expect((await cli(["frobnicate"])).code).toBe(2);
