@@ -5,8 +5,10 @@
  * a `kv` binding is given), and otherwise reports a miss. The one error that does reach the caller is its own
  * loader's, from getOrSet: a failing market-data call is the application's to handle.
  */
+import type { GetOrSetOptions, ServiceGetOrSet, ServiceRead, ServiceWrite } from "../protocol/service.js";
 import { findLive, readSnapshot } from "../protocol/snapshot-read.js";
-import type { ServiceGetOrSet, ServiceRead, ServiceWrite } from "../worker/service.js";
+
+export type { GetOrSetOptions, ServiceRead };
 
 /** The service binding's shape, as `entrypoint = "CacheService"` exposes it. */
 export interface CacheServiceBinding {
@@ -16,12 +18,6 @@ export interface CacheServiceBinding {
   delete(key: string): Promise<ServiceWrite & { deleted: boolean }>;
   getOrSet(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ServiceGetOrSet>;
   refresh(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ServiceGetOrSet>;
-}
-
-export interface GetOrSetOptions {
-  ttlSeconds?: number;
-  /** Serve the old value this long past ttlSeconds while one background refresh runs (needs `ctx`). */
-  staleWhileRevalidateSeconds?: number;
 }
 
 export interface CacheClientOptions {

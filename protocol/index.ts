@@ -5,3 +5,4 @@ export * from "./limits.js";
 export * from "./snapshot.js";
 export * from "./version.js";
 export * from "./snapshot-read.js";
+export * from "./service.js";

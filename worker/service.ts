@@ -1,36 +1,10 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { canonicalJson, findLive, keyProblem, ttlProblem, valueProblem } from "../protocol/index.js";
-import type { GetOrSetOptions, GetOrSetState, StoredEntryView } from "./cache/cache-do.js";
+import { canonicalJson, findLive, keyProblem, ttlProblem, valueProblem, type GetOrSetOptions, type ServiceGetOrSet, type ServiceRead, type ServiceWrite } from "../protocol/index.js";
+import type { StoredEntryView } from "./cache/cache-do.js";
 import { readConfig } from "./config.js";
 import type { Env } from "./env.js";
 import { readKvSnapshot } from "./kv-snapshot-reader.js";
 import { createLogger } from "./log.js";
-
-/** Where a read was answered: the DO, the KV snapshot (flag off or DO unreachable), or nowhere. */
-export type ReadSource = "do" | "kv" | "none";
-
-export interface ServiceRead {
-  found: boolean;
-  value?: unknown;
-  expiresAt?: number;
-  stale?: boolean;
-  source: ReadSource;
-  /** Why the DO was not used, when source is "kv" or "none". */
-  fallbackReason?: string;
-}
-
-export interface ServiceWrite {
-  ok: boolean;
-  error?: string;
-}
-
-export interface ServiceGetOrSet {
-  ok: boolean;
-  value?: unknown;
-  state?: GetOrSetState | "uncached";
-  source: ReadSource | "loader";
-  error?: string;
-}
 
 const toRead = (view: StoredEntryView): ServiceRead => ({
   found: true,

@@ -13,6 +13,8 @@ import {
   type ClearScope,
   type EntriesSnapshot,
   type FlushResult,
+  type GetOrSetOptions,
+  type GetOrSetState,
   type KeyListing,
   type KvSnapshotReport,
   type LoadSource,
@@ -39,13 +41,6 @@ export interface EntryInput {
   staleWhileRevalidateSeconds?: number;
 }
 
-/** What getOrSet did: served a fresh value, served a stale one (refresh owed), or loaded it (alone or joined). */
-export type GetOrSetState = "hit" | "stale" | "loaded" | "joined";
-
-export interface GetOrSetOptions {
-  ttlSeconds?: number;
-  staleWhileRevalidateSeconds?: number;
-}
 
 /** An entry as read: the value stays canonical JSON text so HTTP can splice it without a parse. */
 export interface StoredEntryView {
