@@ -14,7 +14,7 @@ const DEMO = [
 
 async function main() {
   const { values } = parseArgs({
-    options: { fresh: { type: "boolean" }, port: { type: "string" }, "kv-port": { type: "string" }, quiet: { type: "boolean" }, "with-consumer": { type: "boolean" } },
+    options: { fresh: { type: "boolean" }, port: { type: "string" }, "kv-port": { type: "string" }, quiet: { type: "boolean" }, "with-consumer": { type: "boolean" }, "persist-to": { type: "string" } },
   });
   const root = process.cwd();
   const port = values.port ? Number(values.port) : 8787;
@@ -26,6 +26,7 @@ async function main() {
       port,
       ...(values["kv-port"] ? { kvPort: Number(values["kv-port"]) } : {}),
       ...(values.fresh ? { fresh: true } : {}),
+      ...(values["persist-to"] ? { persistTo: values["persist-to"] } : {}),
       ...(values.quiet ? { quiet: true } : {}),
       ...(values["with-consumer"] ? { consumerPort: port + 2 } : {}),
     });
@@ -72,8 +73,9 @@ Ctrl-C to stop.`);
     await stack.stop();
     process.exit(0);
   };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  // First in line: Miniflare registers its own exit hook when constructed, which disposes workerd and exits.
+  process.prependListener("SIGINT", stop);
+  process.prependListener("SIGTERM", stop);
 }
 
 main().catch((err) => {

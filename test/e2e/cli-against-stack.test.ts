@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
@@ -187,6 +187,26 @@ describe("every command against the real Worker in workerd and the local KV REST
     } finally {
       blocker.close();
     }
+  }, 60_000);
+
+  it("npm start comes up, prints the exports, and stops cleanly on Ctrl-C", async () => {
+    const port = await freePort();
+    const kvPort = await freePort();
+    const child = spawn(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "local/start.ts", "--port", String(port), "--kv-port", String(kvPort), "--persist-to", join(tempDir(), "v3"), "--quiet"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    for (let i = 0; i < 100 && !out.includes("Ctrl-C to stop."); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(out).toMatch(/local stack ready in \d+ ms/);
+    expect(out).toContain(`export TFTCACHE_URL=http://127.0.0.1:${port}`);
+    expect(out).toContain("seeded 4 demo entries");
+    const health = await fetch(`http://127.0.0.1:${port}/health`);
+    expect(health.status).toBe(200);
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(out).toContain("stopping…");
+    await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
   }, 60_000);
 
   it("with the stack stopped, commands exit 2 with 'cannot reach'", async () => {
