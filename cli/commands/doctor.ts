@@ -1,10 +1,9 @@
-import { VERSION } from "../../protocol/index.js";
-import { ENTRIES_KEY } from "../../protocol/index.js";
+import { ENTRIES_KEY, VERSION } from "../../protocol/index.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 import { send } from "../http/send.js";
 
-type Verdict = "ok" | "warn" | "fail" | "skip";
+type Verdict = "ok" | "warn" | "fail";
 interface Check {
   name: string;
   verdict: Verdict;
@@ -83,7 +82,7 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
   if (ctx.out.json) ctx.out.document({ ok: !failed, checks });
   else {
     const c = ctx.out.chalk;
-    const mark: Record<Verdict, string> = { ok: c.green("ok"), warn: c.yellow("warn"), fail: c.red("FAIL"), skip: c.dim("skip") };
+    const mark: Record<Verdict, string> = { ok: c.green("ok"), warn: c.yellow("warn"), fail: c.red("FAIL") };
     ctx.out.print(ctx.out.table(["check", "", "found", "fix"], checks.map((ch) => [ch.name, mark[ch.verdict], ch.detail, ch.fix ?? ""])));
   }
   return failed ? EXIT.ERROR : EXIT.OK;

@@ -321,6 +321,37 @@ describe("clear", () => {
   });
 });
 
+describe("doctor", () => {
+  const health = (agent: ReturnType<typeof mockAgent>, version = "0.1.0") =>
+    agent.get("http://worker.test").intercept({ path: "/health", method: "GET" }).reply(200, ok({ status: "ok", version }), { headers: { "content-type": "application/json", date: new Date().toUTCString() } });
+
+  it("fails (exit 2) when the key is refused, and says what to fix", async () => {
+    const agent = mockAgent();
+    health(agent);
+    agent.get("http://worker.test").intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(401, { success: false, error: { code: "unauthorized", message: "API key refused" } }, json);
+    agent.get("http://cf.test").intercept({ path: `${KV_PATH}/metadata/${ENTRIES_KEY}`, method: "GET" }).reply(200, { success: true, errors: [], messages: [], result: { generation: 3 } });
+    const r = await cli([...target, "--json", "doctor"], { agent });
+    expect(r.code).toBe(2);
+    const doc = JSON.parse(r.stdout);
+    const auth = doc.checks.find((c: { name: string }) => c.name === "auth");
+    expect(auth).toMatchObject({ verdict: "fail", fix: expect.stringMatching(/TFTCACHE_API_KEY/) });
+    expect(doc.checks.find((c: { name: string }) => c.name === "reachability").verdict).toBe("ok");
+    expect(doc.checks.find((c: { name: string }) => c.name === "clock skew").verdict).toBe("ok");
+    expectNoSecrets(r);
+  });
+
+  it("only warns (exit 0) when the Cloudflare settings are missing or the Worker is another version", async () => {
+    const agent = mockAgent();
+    health(agent, "9.9.9");
+    agent.get("http://worker.test").intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(200, ok(liveStats(2)), json);
+    const r = await cli(["--url", "http://worker.test", "--api-key", ADMIN_KEY, "--json", "doctor"], { agent });
+    expect(r.code).toBe(0);
+    const checks = JSON.parse(r.stdout).checks as Array<{ name: string; verdict: string; detail: string }>;
+    expect(checks.find((c) => c.name === "cloudflare api")).toMatchObject({ verdict: "warn", detail: expect.stringMatching(/missing accountId, apiToken, namespaceId/) });
+    expect(checks.find((c) => c.name === "reachability")).toMatchObject({ verdict: "warn", detail: expect.stringMatching(/CLI is 0\.1\.0/) });
+  });
+});
+
 describe("config precedence: flag > env > config file > wrangler.toml", () => {
   const toml = `[[kv_namespaces]]\nbinding = "CACHE_DO_KV"\nid = "from-toml-id"\npreview_id = "from-toml-preview"\n\n[env.staging]\n[[env.staging.kv_namespaces]]\nbinding = "CACHE_DO_KV"\nid = "staging-id"\n`;
 
