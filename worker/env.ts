@@ -14,3 +14,6 @@ export interface Env {
   KV_SYNC_MODE?: string;
   LOG_LEVEL?: string;
 }
+
+/** The one cache instance every route and RPC method talks to. */
+export const cacheStub = (env: Env) => env.CACHE_DO.get(env.CACHE_DO.idFromName("cache"));

@@ -41,7 +41,6 @@ export interface EntryInput {
   staleWhileRevalidateSeconds?: number;
 }
 
-
 /** An entry as read: the value stays canonical JSON text so HTTP can splice it without a parse. */
 export interface StoredEntryView {
   key: string;
@@ -58,6 +57,14 @@ interface Counters {
   misses: number;
   evictions: number;
   expirations: number;
+}
+
+/** Past a stale-while-revalidate entry's fresh period (callers check the hard expiry separately). */
+const isStale = (entry: MemoryEntry, now: number) => entry.freshUntil !== undefined && entry.freshUntil <= now;
+
+function readThroughProblem(key: string, opts: GetOrSetOptions): Result<never> | null {
+  const problem = keyProblem(key) ?? ttlProblem(opts.ttlSeconds) ?? ttlProblem(opts.staleWhileRevalidateSeconds);
+  return problem ? fail(400, "bad_request", problem) : null;
 }
 
 /**
@@ -199,7 +206,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     this.touched.set(key, now);
     this.counters.hits++;
     this.statsDirty = true;
-    const stale = entry.freshUntil !== undefined && entry.freshUntil <= now;
+    const stale = isStale(entry, now);
     this.log("debug", "DUAL_CACHE_DO", stale ? "stale_hit" : "hit", { key });
     const view: StoredEntryView = { key, valueJson: entry.value, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed };
     if (stale) view.stale = true;
@@ -223,8 +230,8 @@ export class CacheDurableObject extends DurableObject<Env> {
    * the others join the same load). A loader that throws caches nothing and fails every caller that joined it.
    */
   async getOrSet(key: string, loader: () => unknown, opts: GetOrSetOptions = {}): Promise<Result<{ valueJson: string; state: GetOrSetState }>> {
-    const problem = keyProblem(key) ?? ttlProblem(opts.ttlSeconds) ?? ttlProblem(opts.staleWhileRevalidateSeconds);
-    if (problem) return fail(400, "bad_request", problem);
+    const problem = readThroughProblem(key, opts);
+    if (problem) return problem;
     const cached = await this.getEntry(key);
     if (cached.ok) return ok({ valueJson: cached.data.valueJson, state: cached.data.stale ? "stale" : "hit" });
     return this.loadOnce(key, loader, opts);
@@ -232,10 +239,11 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   /** Re-runs the loader for a stale key unless a load is already in flight (then joins it) or it is fresh again. */
   async refresh(key: string, loader: () => unknown, opts: GetOrSetOptions = {}): Promise<Result<{ valueJson: string; state: GetOrSetState }>> {
-    const problem = keyProblem(key) ?? ttlProblem(opts.ttlSeconds) ?? ttlProblem(opts.staleWhileRevalidateSeconds);
-    if (problem) return fail(400, "bad_request", problem);
+    const problem = readThroughProblem(key, opts);
+    if (problem) return problem;
+    const now = this.now();
     const entry = this.memory.peek(key);
-    if (!this.inflight.has(key) && entry && entry.expiresAt > this.now() && (entry.freshUntil === undefined || entry.freshUntil > this.now())) {
+    if (!this.inflight.has(key) && entry && entry.expiresAt > now && !isStale(entry, now)) {
       return ok({ valueJson: entry.value, state: "hit" });
     }
     return this.loadOnce(key, loader, opts);
@@ -252,8 +260,9 @@ export class CacheDurableObject extends DurableObject<Env> {
       try {
         value = await loader();
       } catch (err) {
-        this.log("warn", "DUAL_CACHE_DO", "loader_failed", { key, error: (err as Error)?.message ?? String(err) });
-        return fail(502, "loader_failed", `loader for ${JSON.stringify(key)} failed: ${(err as Error)?.message ?? String(err)}`);
+        const message = (err as Error)?.message ?? String(err);
+        this.log("warn", "DUAL_CACHE_DO", "loader_failed", { key, error: message });
+        return fail(502, "loader_failed", `loader for ${JSON.stringify(key)} failed: ${message}`);
       }
       if (value === undefined) return fail(502, "loader_failed", `loader for ${JSON.stringify(key)} returned undefined`);
       const input: EntryInput = { key, value: canonicalJson(value) };

@@ -11,7 +11,7 @@ import {
 } from "../../protocol/index.js";
 import type { EntryInput } from "../cache/cache-do.js";
 import type { CacheConfig } from "../config.js";
-import type { Env } from "../env.js";
+import { cacheStub as stub, type Env } from "../env.js";
 import { readKvSnapshot } from "../kv-snapshot-reader.js";
 import { readJsonBody } from "./body.js";
 import { HttpError, error, fromResult, json, rawJson } from "./envelope.js";
@@ -24,7 +24,6 @@ export interface AdminContext {
   config: CacheConfig;
 }
 
-const stub = (env: Env) => env.CACHE_DO.get(env.CACHE_DO.idFromName("cache"));
 
 function decodeKey(raw: string): string {
   let key: string;
