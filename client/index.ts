@@ -58,16 +58,26 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
     else if (event !== "hit" && event !== "miss") console.warn(line);
   };
 
-  /** The last resort: the snapshot straight from KV, read-only. */
-  async function fromKv(key: string, reason: string): Promise<ServiceRead> {
-    counters.fallbacks++;
-    log("fallback", { key, reason });
-    if (!opts.kv) return { found: false, source: "none", fallbackReason: reason };
+  /** The last resort: the snapshot straight from KV, read-only, read once for all `keys`. */
+  async function fromKv(keys: string[], reason: string): Promise<Record<string, ServiceRead>> {
+    const out: Record<string, ServiceRead> = {};
+    for (const key of keys) {
+      counters.fallbacks++;
+      log("fallback", { key, reason });
+    }
     const kv = opts.kv;
-    const read = await readSnapshot((k) => kv.get(k, "text"));
-    const entry = read.ok ? findLive(read.snapshot, key, Date.now()) : undefined;
-    return entry ? { found: true, value: entry.value, source: "kv" } : { found: false, source: read.ok ? "kv" : "none" };
+    const read = kv ? await readSnapshot((k) => kv.get(k, "text")) : null;
+    const now = Date.now();
+    for (const key of keys) {
+      const entry = read?.ok ? findLive(read.snapshot, key, now) : undefined;
+      if (entry) out[key] = { found: true, value: entry.value, source: "kv" };
+      else if (!read) out[key] = { found: false, source: "none", fallbackReason: reason };
+      else out[key] = { found: false, source: read.ok ? "kv" : "none" };
+    }
+    return out;
   }
+
+  const fromKvOne = async (key: string, reason: string) => (await fromKv([key], reason))[key]!;
 
   function count(read: ServiceRead, key: string): void {
     if (read.source === "kv" && read.fallbackReason) {
@@ -80,12 +90,12 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
   }
 
   async function read(key: string): Promise<ServiceRead> {
-    if (!binding) return fromKv(key, "no TFTCACHE service binding");
+    if (!binding) return fromKvOne(key, "no TFTCACHE service binding");
     try {
       return await binding.get(key);
     } catch (err) {
       counters.errors++;
-      return fromKv(key, `tftcache unreachable: ${(err as Error).message}`);
+      return fromKvOne(key, `tftcache unreachable: ${(err as Error).message}`);
     }
   }
 
@@ -104,8 +114,7 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
         reads = await binding.getMany(keys);
       } catch (err) {
         counters.errors++;
-        reads = {};
-        for (const key of keys) reads[key] = await fromKv(key, `tftcache unreachable: ${(err as Error).message}`);
+        reads = await fromKv(keys, `tftcache unreachable: ${(err as Error).message}`);
       }
       for (const key of keys) {
         const r = reads[key] ?? { found: false, source: "none" as const };
@@ -143,7 +152,7 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
         r = await binding.getOrSet(key, loader, gsOpts);
       } catch (err) {
         counters.errors++;
-        const kv = await fromKv(key, `tftcache unreachable: ${(err as Error).message}`);
+        const kv = await fromKvOne(key, `tftcache unreachable: ${(err as Error).message}`);
         if (kv.found) {
           counters.hits++;
           return kv.value as T;

@@ -1,8 +1,8 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { canonicalJson, findLive, keyProblem, ttlProblem, valueProblem, type GetOrSetOptions, type ServiceGetOrSet, type ServiceRead, type ServiceWrite } from "../protocol/index.js";
+import { canonicalJson, findLive, keyProblem, type GetOrSetOptions, type ServiceGetOrSet, type ServiceRead, type ServiceWrite } from "../protocol/index.js";
 import type { StoredEntryView } from "./cache/cache-do.js";
 import { readConfig } from "./config.js";
-import type { Env } from "./env.js";
+import { cacheStub, type Env } from "./env.js";
 import { readKvSnapshot } from "./kv-snapshot-reader.js";
 import { createLogger } from "./log.js";
 
@@ -24,55 +24,61 @@ export class CacheService extends WorkerEntrypoint<Env> {
   private readonly log = createLogger(this.config.logLevel);
 
   private stub() {
-    return this.env.CACHE_DO.get(this.env.CACHE_DO.idFromName("cache"));
+    return cacheStub(this.env);
   }
 
-  private async fromKv(key: string, reason: string): Promise<ServiceRead> {
-    this.log("warn", "DUAL_CACHE_DO", "fallback", { key, reason });
+  /** Reads the KV snapshot once and answers every key from it. */
+  private async fromKv(keys: string[], reason: string): Promise<Record<string, ServiceRead>> {
+    for (const key of keys) this.log("warn", "DUAL_CACHE_DO", "fallback", { key, reason });
     const read = await readKvSnapshot(this.env.CACHE_DO_KV);
-    const entry = read.ok ? findLive(read.snapshot, key, Date.now()) : undefined;
-    if (!entry) return { found: false, source: read.ok ? "kv" : "none", fallbackReason: read.ok ? reason : `${reason}; ${read.reason}` };
-    return { found: true, value: entry.value, expiresAt: entry.expiresAt, source: "kv", fallbackReason: reason };
-  }
-
-  async get(key: string): Promise<ServiceRead> {
-    if (keyProblem(key)) return { found: false, source: "none", fallbackReason: keyProblem(key)! };
-    if (!this.config.featureFlagDoCache) return this.fromKv(key, "FEATURE_FLAG_DO_CACHE is false");
-    try {
-      const r = await this.stub().getEntry(key);
-      return r.ok ? toRead(r.data) : { found: false, source: "do" };
-    } catch (err) {
-      return this.fromKv(key, `DO unreachable: ${(err as Error).message}`);
-    }
-  }
-
-  async getMany(keys: string[]): Promise<Record<string, ServiceRead>> {
+    const now = Date.now();
     const out: Record<string, ServiceRead> = {};
-    if (!this.config.featureFlagDoCache) {
-      for (const key of keys) out[key] = await this.fromKv(key, "FEATURE_FLAG_DO_CACHE is false");
-      return out;
-    }
-    try {
-      const views = await this.stub().getMany(keys.filter((k) => !keyProblem(k)));
-      for (const key of keys) out[key] = views[key] ? toRead(views[key]!) : { found: false, source: "do" };
-    } catch (err) {
-      for (const key of keys) out[key] = await this.fromKv(key, `DO unreachable: ${(err as Error).message}`);
+    for (const key of keys) {
+      const entry = read.ok ? findLive(read.snapshot, key, now) : undefined;
+      out[key] = entry
+        ? { found: true, value: entry.value, expiresAt: entry.expiresAt, source: "kv", fallbackReason: reason }
+        : { found: false, source: read.ok ? "kv" : "none", fallbackReason: read.ok ? reason : `${reason}; ${read.reason}` };
     }
     return out;
   }
 
+  private async fromKvOne(key: string, reason: string): Promise<ServiceRead> {
+    return (await this.fromKv([key], reason))[key]!;
+  }
+
+  async get(key: string): Promise<ServiceRead> {
+    const invalid = keyProblem(key);
+    if (invalid) return { found: false, source: "none", fallbackReason: invalid };
+    if (!this.config.featureFlagDoCache) return this.fromKvOne(key, "FEATURE_FLAG_DO_CACHE is false");
+    try {
+      const r = await this.stub().getEntry(key);
+      return r.ok ? toRead(r.data) : { found: false, source: "do" };
+    } catch (err) {
+      return this.fromKvOne(key, `DO unreachable: ${(err as Error).message}`);
+    }
+  }
+
+  async getMany(keys: string[]): Promise<Record<string, ServiceRead>> {
+    if (!this.config.featureFlagDoCache) return this.fromKv(keys, "FEATURE_FLAG_DO_CACHE is false");
+    try {
+      const views = await this.stub().getMany(keys.filter((k) => !keyProblem(k)));
+      const out: Record<string, ServiceRead> = {};
+      for (const key of keys) out[key] = views[key] ? toRead(views[key]!) : { found: false, source: "do" };
+      return out;
+    } catch (err) {
+      return this.fromKv(keys, `DO unreachable: ${(err as Error).message}`);
+    }
+  }
+
   async set(key: string, value: unknown, opts: { ttlSeconds?: number } = {}): Promise<ServiceWrite> {
     if (!this.config.featureFlagDoCache) return { ok: false, error: "FEATURE_FLAG_DO_CACHE is false: the cache is read-only" };
-    const problem = keyProblem(key) ?? ttlProblem(opts.ttlSeconds);
-    if (problem) return { ok: false, error: problem };
     let text: string;
     try {
       text = canonicalJson(value);
     } catch {
       return { ok: false, error: "value is not representable as JSON" };
     }
-    const tooBig = valueProblem(text);
-    if (tooBig) return { ok: false, error: tooBig };
+    // Key, TTL and size are checked once, by the DO (entryProblem), and its reason comes back as `error`.
     try {
       const r = await this.stub().putEntry({ key, value: text, ...(opts.ttlSeconds === undefined ? {} : { ttlSeconds: opts.ttlSeconds }) });
       return r.ok ? { ok: true } : { ok: false, error: "message" in r ? String(r.message) : "rejected" };
@@ -116,7 +122,7 @@ export class CacheService extends WorkerEntrypoint<Env> {
         fallbackReason = `DO unreachable: ${(err as Error).message}`;
       }
     }
-    const kv = await this.fromKv(key, fallbackReason);
+    const kv = await this.fromKvOne(key, fallbackReason);
     if (kv.found) return { ok: true, value: kv.value, state: "hit", source: "kv" };
     try {
       return { ok: true, value: await loader(), state: "uncached", source: "loader" };

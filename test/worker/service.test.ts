@@ -120,6 +120,22 @@ describe("fallbacks: never an exception into the application", () => {
     expect(await unbound.get("k")).toBeUndefined();
   });
 
+  it("answers a getMany fallback from one read of the snapshot, not one per key", async () => {
+    await writeKvSnapshot(3, { a: 1, b: 2, c: 3 });
+    let gets = 0;
+    const countingKv = { get: (key: string, type: "text") => (gets++, env.CACHE_DO_KV.get(key, type)) } as unknown as KVNamespace;
+    const down = new Proxy({}, { get: () => async () => { throw new Error("down"); } }) as CacheServiceBinding;
+    const client = createCacheClient(down, { ...quiet, kv: countingKv });
+    expect([...(await client.getMany(["a", "b", "c", "zz"])).entries()]).toEqual([["a", 1], ["b", 2], ["c", 3]]);
+    expect(gets).toBe(1);
+    expect(client.stats()).toMatchObject({ hits: 3, misses: 1, fallbacks: 4 });
+    gets = 0;
+    const flagOff = new CacheService(createExecutionContext(), { ...env, CACHE_DO_KV: countingKv, FEATURE_FLAG_DO_CACHE: "false" });
+    const many = await flagOff.getMany(["a", "b", "zz"]);
+    expect([many.a!.value, many.b!.value, many.zz!.found]).toEqual([1, 2, false]);
+    expect(gets).toBe(1);
+  });
+
   it("logs hits, misses and fallbacks as one-line JSON with the DUAL_CACHE_DO tag", async () => {
     const lines: string[] = [];
     const down = new Proxy({}, { get: () => async () => { throw new Error("down"); } }) as CacheServiceBinding;
