@@ -1,4 +1,4 @@
-import { ENTRIES_KEY, STATS_KEY, checkDigest, parseEntriesSnapshot, parseStatsSnapshot, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
+import { ENTRIES_KEY, STATS_KEY, parseStatsSnapshot, verifySnapshotText, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
 import type { KvRestClient } from "./http/kv-client.js";
 
 export type KeyState = "present" | "missing" | "unreadable" | "torn";
@@ -37,19 +37,18 @@ export async function inspectKv(kv: KvRestClient, opts: { stats: boolean } = { s
   let entries: EntriesKeyReport;
   if (entriesText === null) entries = { key: ENTRIES_KEY, state: "missing" };
   else {
-    const parsed = parseEntriesSnapshot(entriesText);
-    if (!parsed.ok) entries = { key: ENTRIES_KEY, state: "unreadable", error: parsed.error };
+    const verified = await verifySnapshotText(entriesText);
+    if (!verified.ok && verified.status === "corrupt") entries = { key: ENTRIES_KEY, state: "unreadable", error: verified.reason };
     else {
-      snapshot = parsed.value;
-      const { intact, actual } = await checkDigest(parsed.value);
+      snapshot = verified.snapshot;
       entries = {
         key: ENTRIES_KEY,
-        state: intact ? "present" : "torn",
-        generation: parsed.value.generation,
-        writtenAt: parsed.value.writtenAt,
-        digest: parsed.value.digest,
-        entries: parsed.value.entries.length,
-        ...(intact ? {} : { actualDigest: actual, error: `digest mismatch: claims ${parsed.value.digest}, entries hash to ${actual}` }),
+        state: verified.ok ? "present" : "torn",
+        generation: snapshot.generation,
+        writtenAt: snapshot.writtenAt,
+        digest: snapshot.digest,
+        entries: snapshot.entries.length,
+        ...(verified.ok ? {} : { actualDigest: verified.actualDigest, error: verified.reason }),
       };
     }
   }

@@ -1,10 +1,12 @@
 import { ENTRIES_KEY, checkDigest, parseEntriesSnapshot, type EntriesSnapshot, type SnapshotEntry } from "./snapshot.js";
 
-export type SnapshotRead =
+export type VerifiedSnapshot =
   | { ok: true; snapshot: EntriesSnapshot }
-  | { ok: false; status: "absent" | "unreadable" | "corrupt"; reason: string }
+  | { ok: false; status: "corrupt"; reason: string }
   /** Well-formed, but the entries do not hash to the digest it claims. */
-  | { ok: false; status: "torn"; reason: string; snapshot: EntriesSnapshot };
+  | { ok: false; status: "torn"; reason: string; snapshot: EntriesSnapshot; actualDigest: string };
+
+export type SnapshotRead = VerifiedSnapshot | { ok: false; status: "absent" | "unreadable"; reason: string };
 
 /** Anything that can fetch a KV value as text: a KV binding, or a REST client. */
 export type TextGetter = (key: string) => Promise<string | null>;
@@ -21,11 +23,17 @@ export async function readSnapshot(get: TextGetter): Promise<SnapshotRead> {
     return { ok: false, status: "unreadable", reason: `KV get failed: ${(err as Error).message}` };
   }
   if (text === null) return { ok: false, status: "absent", reason: `${ENTRIES_KEY} is absent` };
+  return verifySnapshotText(text);
+}
+
+/** Parses `do_cache_entries` text and checks its digest: for callers that fetched the text themselves. */
+export async function verifySnapshotText(text: string): Promise<VerifiedSnapshot> {
   const parsed = parseEntriesSnapshot(text);
   if (!parsed.ok) return { ok: false, status: "corrupt", reason: parsed.error };
   const digest = await checkDigest(parsed.value);
   if (!digest.intact) {
-    return { ok: false, status: "torn", snapshot: parsed.value, reason: `digest mismatch: snapshot claims ${parsed.value.digest}, entries hash to ${digest.actual}` };
+    const reason = `digest mismatch: snapshot claims ${parsed.value.digest}, entries hash to ${digest.actual}`;
+    return { ok: false, status: "torn", snapshot: parsed.value, actualDigest: digest.actual, reason };
   }
   return { ok: true, snapshot: parsed.value };
 }

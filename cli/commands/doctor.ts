@@ -1,7 +1,7 @@
 import { ENTRIES_KEY, VERSION } from "../../protocol/index.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
-import { send } from "../http/send.js";
+import { endpoint, send } from "../http/send.js";
 
 type Verdict = "ok" | "warn" | "fail";
 interface Check {
@@ -33,7 +33,7 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
   if (s.url) {
     const started = Date.now();
     try {
-      const res = await send(new URL("/health", s.url), { method: "GET" }, { ...ctx.http, retries: 0 });
+      const res = await send(endpoint(s.url, "/health"), { method: "GET" }, { ...ctx.http, retries: 0 });
       const elapsed = Date.now() - started;
       let version: string | undefined;
       try {

@@ -1,4 +1,4 @@
-import type { EntryView } from "../../protocol/index.js";
+import { findLive, type EntryView } from "../../protocol/index.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 import { inspectKv } from "../kv-inspect.js";
@@ -9,9 +9,8 @@ async function fromKv(ctx: CommandContext, key: string): Promise<EntryView | nul
   if (kv.entries.state === "missing") throw new CliError("do_cache_entries is missing from KV", { exitCode: EXIT.DRIFT, hint: "the DO has not flushed yet, or KV was cleared: `tftcache flush`" });
   if (kv.entries.state === "unreadable") throw new CliError(`do_cache_entries in KV is unreadable: ${kv.entries.error}`, { exitCode: EXIT.DRIFT });
   if (kv.entries.state === "torn") ctx.out.warn("do_cache_entries in KV is torn (digest mismatch); showing it anyway");
-  const found = kv.snapshot!.entries.find(([k]) => k === key);
-  if (!found || found[1].expiresAt <= Date.now()) return null;
-  return { key, ...found[1] };
+  const entry = findLive(kv.snapshot!, key, Date.now());
+  return entry ? { key, ...entry } : null;
 }
 
 /** `get <key>`: the value on stdout (pretty JSON), details on stderr; `--json` for the whole entry. */

@@ -11,7 +11,7 @@ import {
   type SeedResult,
 } from "../../protocol/index.js";
 import { CliError } from "../errors.js";
-import { send, type HttpOptions, type HttpResponse, type SendInit } from "./send.js";
+import { endpoint, send, type HttpOptions, type HttpResponse, type SendInit } from "./send.js";
 
 type Call = Omit<SendInit, "headers"> & { json?: unknown; query?: Record<string, string | number | undefined | null> };
 
@@ -51,8 +51,7 @@ export class AdminClient {
   ) {}
 
   private url(path: string, query: Call["query"] = {}): URL {
-    // Appended, not resolved: a Worker mounted under a path prefix keeps it.
-    const url = new URL(`${this.baseUrl.replace(/\/+$/, "")}${path}`);
+    const url = endpoint(this.baseUrl, path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, String(v));
     return url;
   }

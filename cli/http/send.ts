@@ -32,6 +32,14 @@ const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 const RETRYABLE_CODES = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET"]);
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * `path` appended to `base`, not resolved against it: a Worker mounted under a path prefix
+ * (https://example.com/cache) keeps it, which `new URL("/health", base)` would drop.
+ */
+export function endpoint(base: string, path: string): URL {
+  return new URL(`${base.replace(/\/+$/, "")}${path}`);
+}
+
 /** Retry-After is either delta-seconds or an HTTP date. */
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | null {
   const raw = Array.isArray(value) ? value[0] : value;

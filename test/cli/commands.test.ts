@@ -340,6 +340,18 @@ describe("doctor", () => {
     expectNoSecrets(r);
   });
 
+  it("keeps a Worker's path prefix for /health as for the admin API", async () => {
+    const agent = mockAgent();
+    const w = agent.get("http://worker.test");
+    w.intercept({ path: "/cache/health", method: "GET" }).reply(200, ok({ status: "ok", version: "0.1.0" }), json);
+    w.intercept({ path: "/cache/api/v1/cache/stats", method: "GET" }).reply(200, ok(liveStats(2)), json);
+    const r = await cli(["--url", "http://worker.test/cache/", "--api-key", ADMIN_KEY, "--json", "doctor"], { agent });
+    expect(r.code).toBe(0);
+    const checks = JSON.parse(r.stdout).checks as Array<{ name: string; verdict: string }>;
+    expect(checks.find((c) => c.name === "reachability")?.verdict).toBe("ok");
+    expect(checks.find((c) => c.name === "auth")?.verdict).toBe("ok");
+  });
+
   it("only warns (exit 0) when the Cloudflare settings are missing or the Worker is another version", async () => {
     const agent = mockAgent();
     health(agent, "9.9.9");
