@@ -1,30 +1,96 @@
+import { MAX_VALUE_DEPTH } from "./limits.js";
+
+/** A value that canonical JSON refuses: it cannot be represented as JSON exactly, or is nested too deep. */
+export class JsonValueError extends TypeError {
+  override readonly name = "JsonValueError";
+}
+
+/** Thrown inside the walk; the path is filled in while it unwinds, so the hot path never builds strings. */
+class Refusal {
+  readonly path: string[] = [];
+  constructor(readonly what: string) {}
+}
+
 /**
  * Canonical JSON: what the digest is computed over (design.md §2).
  *
  * Identical to `JSON.stringify(v)` after sorting every object's keys in JavaScript's default string order
  * (UTF-16 code units), recursively. Arrays keep their order. Both the Worker and the CLI call this, so a value
  * serialised on one side digests identically on the other.
+ *
+ * Like JSON.stringify it calls `toJSON` (a Date becomes its ISO string) and drops object properties that are
+ * `undefined`. Unlike JSON.stringify it never changes a value silently: a Map or Set (which would become `{}`),
+ * a function or symbol (dropped), NaN or Infinity (null), a BigInt, or an instance of any other class is
+ * refused with a JsonValueError naming what and where. So is nesting deeper than MAX_VALUE_DEPTH, which would
+ * otherwise overflow the stack of whoever walks the value next (this function, the digest, a reader).
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") {
-    const text = JSON.stringify(value);
-    // JSON.stringify(undefined) is undefined; values reaching here came from JSON.parse, so this only fires on
-    // programming errors (a function or undefined smuggled in through RPC).
-    if (text === undefined) throw new TypeError("value is not representable as JSON");
-    return text;
+  try {
+    return write(value, "", 0);
+  } catch (err) {
+    if (!(err instanceof Refusal)) throw err;
+    const where = err.path.length === 0 ? "value" : `value${err.path.reverse().join("")}`;
+    throw new JsonValueError(err.what.startsWith("nested") ? `value is ${err.what}` : `${where} is ${err.what}`);
   }
-  if (Array.isArray(value)) {
-    // JSON.stringify writes undefined array slots as null; do the same.
-    return `[${value.map((item) => (item === undefined ? "null" : canonicalJson(item))).join(",")}]`;
+}
+
+function write(input: unknown, key: string, depth: number): string {
+  let value = input;
+  if (value !== null && (typeof value === "object" || typeof value === "bigint")) {
+    const toJSON = (value as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") value = toJSON.call(value, key);
   }
-  const record = value as Record<string, unknown>;
-  const parts: string[] = [];
-  for (const key of Object.keys(record).sort()) {
-    const item = record[key];
-    if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
-    parts.push(`${JSON.stringify(key)}:${canonicalJson(item)}`);
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      if (!Number.isFinite(value)) throw new Refusal(`${value}, which JSON cannot represent`);
+      return JSON.stringify(value);
+    case "undefined":
+      throw new Refusal("undefined, which JSON cannot represent");
+    case "bigint":
+      throw new Refusal("a BigInt, which JSON cannot represent (convert it to a string or number)");
+    case "function":
+    case "symbol":
+      throw new Refusal(`a ${typeof value}, which JSON cannot represent`);
   }
-  return `{${parts.join(",")}}`;
+  if (value === null) return "null";
+  if (depth >= MAX_VALUE_DEPTH) throw new Refusal(`nested deeper than ${MAX_VALUE_DEPTH} levels of arrays and objects (the limit)`);
+  let i = 0;
+  let k = "";
+  try {
+    if (Array.isArray(value)) {
+      let out = "[";
+      for (; i < value.length; i++) {
+        const item = value[i];
+        // JSON.stringify writes an undefined array slot as null: the array keeps its length, nothing is lost.
+        out += (i === 0 ? "" : ",") + (item === undefined ? "null" : write(item, String(i), depth + 1));
+      }
+      return `${out}]`;
+    }
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      if (value instanceof Number || value instanceof String || value instanceof Boolean) return write(value.valueOf(), key, depth);
+      const name = (proto as { constructor?: { name?: string } }).constructor?.name || "non-plain object";
+      throw new Refusal(`a ${name}, which JSON cannot represent exactly (convert it to a plain object or array)`);
+    }
+    const record = value as Record<string, unknown>;
+    const parts: string[] = [];
+    for (k of Object.keys(record).sort()) {
+      const item = record[k];
+      if (item === undefined) continue;
+      parts.push(`${JSON.stringify(k)}:${write(item, k, depth + 1)}`);
+    }
+    return `{${parts.join(",")}}`;
+  } catch (err) {
+    if (err instanceof Refusal && !err.what.startsWith("nested")) {
+      if (Array.isArray(value)) err.path.push(`[${i}]`);
+      else if (k !== "") err.path.push(/^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`);
+    }
+    throw err;
+  }
 }
 
 /** Default-order comparison (UTF-16 code units), spelled out so sorts of [key, …] tuples can use it. */

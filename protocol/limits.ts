@@ -4,6 +4,11 @@ export const MAX_VALUE_BYTES = 1024 * 1024;
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const MAX_SEED_ENTRIES = 10_000;
 export const MAX_LIST_LIMIT = 1000;
+/**
+ * How deeply arrays and objects may nest in a value. Quotes and order books need a handful of levels; 100 leaves
+ * ample room while keeping every recursive walk of a value (canonical JSON, the digest) far from the stack limit.
+ */
+export const MAX_VALUE_DEPTH = 100;
 /** Ten years: long enough for "practically forever", short enough that expiresAt stays a safe integer. */
 export const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
 

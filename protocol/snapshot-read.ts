@@ -30,7 +30,13 @@ export async function readSnapshot(get: TextGetter): Promise<SnapshotRead> {
 export async function verifySnapshotText(text: string): Promise<VerifiedSnapshot> {
   const parsed = parseEntriesSnapshot(text);
   if (!parsed.ok) return { ok: false, status: "corrupt", reason: parsed.error };
-  const digest = await checkDigest(parsed.value);
+  let digest: { intact: boolean; actual: string };
+  try {
+    digest = await checkDigest(parsed.value);
+  } catch (err) {
+    // A value nested too deep to walk, or otherwise not canonical JSON: no writer of ours produced it.
+    return { ok: false, status: "corrupt", reason: `${ENTRIES_KEY} holds a value that cannot be canonicalised: ${(err as Error).message}` };
+  }
   if (!digest.intact) {
     const reason = `digest mismatch: snapshot claims ${parsed.value.digest}, entries hash to ${digest.actual}`;
     return { ok: false, status: "torn", snapshot: parsed.value, actualDigest: digest.actual, reason };

@@ -3,12 +3,13 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ENTRIES_KEY, STATS_KEY, digestEntries } from "../../protocol/index.js";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
-import { apiJson, cacheStub, countKvWrites, entryPath, fakeClock, freshState, postJson, putJson } from "./helpers.js";
+import { apiJson, cacheStub, countKvWrites, entryPath, fakeClock, freshState, futureMidnight, postJson, putJson } from "./helpers.js";
 import { readKvJson, writeKvSnapshot } from "./kv-fixtures.js";
 
 beforeEach(freshState);
 
-const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
+/** Noon of the fake day every test starts on (see futureMidnight): derived from the real clock, never a date. */
+const noon = () => futureMidnight() + 12 * 3_600_000;
 const get = (key: string) => apiJson(entryPath(key));
 const put = (key: string, value: unknown, ttlSeconds?: number) => putJson(entryPath(key), ttlSeconds === undefined ? { value } : { value, ttlSeconds });
 const stats = async () => (await apiJson("/api/v1/cache/stats")).body.data;
@@ -27,6 +28,7 @@ describe("reads: hit, miss, expiry", () => {
   });
 
   it("never returns an expired entry, and counts the expiry", async () => {
+    const T0 = noon();
     const setClock = await fakeClock(T0);
     await put("short", "v", 10);
     await put("long", "v", 100);
@@ -42,12 +44,14 @@ describe("reads: hit, miss, expiry", () => {
   });
 
   it("uses CACHE_DEFAULT_TTL_SECONDS when no TTL is given", async () => {
+    const T0 = noon();
     await fakeClock(T0);
     const res = await put("k", 1);
     expect(res.body.data.expiresAt).toBe(T0 + 3600 * 1000);
   });
 
   it("sweeps expired entries from storage in the alarm and marks KV owed", async () => {
+    const T0 = noon();
     const setClock = await fakeClock(T0);
     await put("a", 1, 5);
     await put("b", 2, 500);
@@ -231,6 +235,7 @@ describe("KV snapshot writes", () => {
   });
 
   it("stops at the daily budget, says so, and resumes the next UTC day", async () => {
+    const T0 = noon();
     const setClock = await fakeClock(T0);
     const writes = await countKvWrites();
     let t = T0;
@@ -247,12 +252,12 @@ describe("KV snapshot writes", () => {
     const s = await stats();
     expect(s.kv).toMatchObject({ writesToday: 40, budget: 40 });
     expect(s.kv.lastError).toMatch(/budget/);
-    expect(s.kv.nextAttemptAt).toBe(Date.UTC(2026, 10, 26));
+    expect(s.kv.nextAttemptAt).toBe(futureMidnight() + 86_400_000);
     expect(writes.puts.length).toBe(40);
     await abortAllDurableObjects(); // the count is persisted, not just in memory
     const setAgain = await fakeClock(t);
     expect((await postJson("/api/v1/cache/flush", {})).body.data.written).toBe(false);
-    await setAgain(Date.UTC(2026, 10, 26, 0, 0, 1));
+    await setAgain(futureMidnight() + 86_400_000 + 1_000);
     expect((await postJson("/api/v1/cache/flush", {})).body.data.written).toBe(true);
     expect((await stats()).kv).toMatchObject({ writesToday: 2, lastError: null });
   });

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ENTRIES_KEY, canonicalJson, digestEntries } from "../../protocol/index.js";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
-import { ADMIN_KEY, BASE, api, apiJson, cacheStub, countKvWrites, entryPath, fakeClock, freshState, postJson, putJson } from "./helpers.js";
+import { ADMIN_KEY, BASE, api, apiJson, cacheStub, countKvWrites, entryPath, fakeClock, freshState, futureMidnight, postJson, putJson, utcDayOf } from "./helpers.js";
 import { readKvJson } from "./kv-fixtures.js";
 
 beforeEach(freshState);
@@ -147,15 +147,16 @@ describe("faults", () => {
         return real.put(key, value, opts);
       }) as KVNamespace["put"],
     }));
-    const setClock = await fakeClock(Date.UTC(2026, 10, 25, 10));
+    const t0 = futureMidnight() + 10 * 3_600_000;
+    const setClock = await fakeClock(t0);
     await putJson(entryPath("a"), { value: 1 });
     expect((await postJson("/api/v1/cache/flush", {})).body.data.written).toBe(true); // puts #1, #2
     await putJson(entryPath("b"), { value: 2 });
-    await setClock(Date.UTC(2026, 10, 25, 10, 0, 5));
+    await setClock(t0 + 5_000);
     const failed = (await postJson("/api/v1/cache/flush", {})).body.data; // put #3 fails
     expect(failed).toMatchObject({ written: false, error: expect.stringMatching(/injected failure on put #3/) });
     expect((await apiJson(entryPath("b"))).status).toBe(200);
-    await setClock(Date.UTC(2026, 10, 25, 10, 1));
+    await setClock(t0 + 60_000);
     expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
     const kv = await readKvJson(ENTRIES_KEY);
     expect(kv.digest).toBe(await (async () => (await apiJson("/api/v1/cache/snapshot")).body.data.digest)());
@@ -185,12 +186,13 @@ describe("faults", () => {
   });
 
   it("a budget exhausted just before midnight UTC resumes from the alarm just after it", async () => {
-    const late = Date.UTC(2026, 10, 25, 23, 59, 0);
+    const midnight = futureMidnight();
+    const late = midnight - 60_000;
     const setClock = await fakeClock(late);
     await runInDurableObject(cacheStub(), (i: CacheDurableObject) => {
-      i.store.writeMeta({ kvDay: "2026-11-25", kvWritesToday: 40 });
+      i.store.writeMeta({ kvDay: utcDayOf(late), kvWritesToday: 40 });
       (i.sync as unknown as { writesToday: number; day: string }).writesToday = 40;
-      (i.sync as unknown as { writesToday: number; day: string }).day = "2026-11-25";
+      (i.sync as unknown as { writesToday: number; day: string }).day = utcDayOf(late);
     });
     await putJson(entryPath("a"), { value: 1 });
     expect((await postJson("/api/v1/cache/flush", {})).body.data.written).toBe(false);
@@ -200,8 +202,8 @@ describe("faults", () => {
     await runDurableObjectAlarm(cacheStub());
     expect(writes.puts).toEqual([]);
     const alarmAt = await runInDurableObject(cacheStub(), (_: CacheDurableObject, s) => s.storage.getAlarm());
-    expect(alarmAt).toBe(Date.UTC(2026, 10, 26));
-    await setClock(Date.UTC(2026, 10, 26, 0, 0, 1));
+    expect(alarmAt).toBe(midnight);
+    await setClock(midnight + 1_000);
     expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
     expect((await readKvJson(ENTRIES_KEY)).entries[0][0]).toBe("a");
     expect((await apiJson("/api/v1/cache/stats")).body.data.kv).toMatchObject({ writesToday: 2, lastError: null });

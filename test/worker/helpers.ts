@@ -1,6 +1,7 @@
 import { reset, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
+import { clock } from "../../worker/clock.js";
 import worker from "../../worker/index.js";
 
 export const ADMIN_KEY = "test-admin-key-0123456789";
@@ -9,10 +10,30 @@ export const BASE = "https://tftcache.test";
 /** The DO instance the admin API talks to. */
 export const cacheStub = () => env.CACHE_DO.get(env.CACHE_DO.idFromName("cache"));
 
-/** Every test starts from empty DO storage, an empty KV namespace and no live DO instances. */
+const DAY_MS = 86_400_000;
+
+/**
+ * A fake "now" for the DO, always derived from the real clock and always in its future: the UTC midnight after
+ * next. workerd fires alarms against the real clock, so an alarm the DO sets at a fake time that the real clock
+ * has passed fires at once, in the background, and races the test. At least 24 h ahead, no alarm set in fake
+ * time can fire during a test; the test runs them with runDurableObjectAlarm. "Just before midnight" is
+ * `futureMidnight() - 60_000`, still a day ahead.
+ */
+export function futureMidnight(realNow = Date.now()): number {
+  return Math.floor(realNow / DAY_MS) * DAY_MS + 2 * DAY_MS;
+}
+
+export const utcDayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * Every test starts from empty DO storage, an empty KV namespace, no live DO instances, and the DO's clock
+ * stopped at `futureMidnight()` (see there): time moves only when the test moves it.
+ */
 export async function freshState(): Promise<void> {
   // reset() also restarts live instances. Aborting first would hide them from it and leak their storage.
   await reset();
+  const start = futureMidnight();
+  clock.now = () => start;
 }
 
 export async function api(path: string, init: RequestInit & { key?: string | null } = {}): Promise<Response> {
@@ -59,13 +80,17 @@ export async function countKvWrites(stub = cacheStub()): Promise<{ puts: string[
   return log;
 }
 
-/** Replaces the DO's clock; returns a setter to move it. */
-export async function fakeClock(start: number, stub = cacheStub()): Promise<(ms: number) => Promise<void>> {
+/**
+ * Sets the DO's clock (worker/clock.ts, so it holds across restarts) to `start`, by default `futureMidnight()`;
+ * returns a setter to move it. Never pass a literal date: derive times from futureMidnight().
+ */
+export async function fakeClock(start = futureMidnight()): Promise<(ms: number) => Promise<void>> {
   let now = start;
-  await runInDurableObject(stub, (instance: CacheDurableObject) => {
-    instance.now = () => now;
-  });
+  clock.now = () => now;
   return async (ms: number) => {
     now = ms;
   };
 }
+
+/** The DO's current (fake) time. */
+export const doNow = () => clock.now();
