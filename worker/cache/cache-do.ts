@@ -22,6 +22,7 @@ import {
   type SeedResult,
   type StatsSnapshot,
 } from "../../protocol/index.js";
+import { clock } from "../clock.js";
 import { readConfig, type CacheConfig } from "../config.js";
 import { readKvSnapshot } from "../kv-snapshot-reader.js";
 import type { Env } from "../env.js";
@@ -72,8 +73,8 @@ function readThroughProblem(key: string, opts: GetOrSetOptions): Result<never> |
  * Public methods are its RPC surface; the admin Worker and application Workers call them on a stub.
  */
 export class CacheDurableObject extends DurableObject<Env> {
-  /** The clock every TTL and budget decision reads; tests replace it to cross midnight or expire entries. */
-  now: () => number = () => Date.now();
+  /** Every TTL and budget decision reads worker/clock.ts, which tests move to cross midnight or expire entries. */
+  readonly now = (): number => clock.now();
 
   readonly config: CacheConfig;
   readonly store: EntryStorage;

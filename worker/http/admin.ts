@@ -1,6 +1,7 @@
 import {
   MAX_LIST_LIMIT,
   MAX_SEED_ENTRIES,
+  JsonValueError,
   canonicalJson,
   findLive,
   keyProblem,
@@ -48,7 +49,13 @@ function toEntryInput(raw: unknown, key?: string): EntryInput | { problem: strin
   if (!("value" in raw)) return { problem: 'body must have a "value" field', status: 400 };
   const tp = ttlProblem(raw.ttlSeconds ?? undefined);
   if (tp) return { problem: tp, status: 400 };
-  const value = canonicalJson(raw.value);
+  let value: string;
+  try {
+    value = canonicalJson(raw.value);
+  } catch (err) {
+    if (err instanceof JsonValueError) return { problem: err.message, status: 400 };
+    throw err;
+  }
   const vp = valueProblem(value);
   if (vp) return { problem: vp, status: 413 };
   const input: EntryInput = { key: k as string, value };
