@@ -9,6 +9,7 @@ export type ErrorCode =
   | "not_found"
   | "method_not_allowed"
   | "too_large"
+  | "rate_limited"
   | "admin_disabled"
   | "do_disabled"
   | "loader_failed"
@@ -61,8 +62,13 @@ export interface FlushResult {
   digest: string | null;
   writtenAt: number;
   entries: number;
-  /** False when nothing could be written (budget spent, KV failing); `error` says why. */
+  /**
+   * True when KV holds this generation after the call: written now, or already there (`upToDate`, nothing was
+   * written). False when it could not be written (budget spent, KV failing); `error` says why.
+   */
   written: boolean;
+  /** KV already held this generation, so the flush cost no write. */
+  upToDate?: true;
   error?: string;
 }
 
@@ -92,8 +98,10 @@ export interface Metadata {
   digest: string;
   size: number;
   bytes: number;
-  limits: { maxEntries: number; maxBytes: number; maxValueBytes: number; maxKeyBytes: number; maxSeedEntries: number };
+  limits: { maxEntries: number; maxBytes: number; maxValueBytes: number; maxKeyBytes: number; maxSeedEntries: number; maxValueDepth: number };
   config: {
+    /** How long one KV call may take before the flush counts as failed and is retried with backoff. */
+    kvTimeoutMs: number;
     defaultTtlSeconds: number;
     flushIntervalSeconds: number;
     dailyWriteBudget: number;

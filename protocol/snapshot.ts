@@ -48,6 +48,8 @@ export interface SnapshotKeyMetadata {
   generation: number;
   writtenAt: number;
   digest?: string;
+  /** How many entries `do_cache_entries` holds (written since 0.2; absent on older snapshots). */
+  entries?: number;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };

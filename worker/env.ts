@@ -5,6 +5,8 @@ export interface Env {
   CACHE_DO: DurableObjectNamespace<CacheDurableObject>;
   CACHE_DO_KV: KVNamespace;
   ADMIN_API_KEY?: string;
+  /** Workers Rate Limiting binding: failed admin authentication per client (wrangler.toml [[ratelimits]]). */
+  AUTH_RATE_LIMITER?: RateLimit;
   FEATURE_FLAG_DO_CACHE?: string | boolean;
   CACHE_MAX_ENTRIES?: string | number;
   CACHE_MAX_BYTES?: string | number;

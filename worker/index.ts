@@ -11,6 +11,18 @@ export { CacheDurableObject } from "./cache/cache-do.js";
 export { CacheService } from "./service.js";
 export type { Env } from "./env.js";
 
+/** Shorter keys fall to guessing in seconds even when throttled; `tftcache doctor` says the same. */
+export const MIN_ADMIN_KEY_LENGTH = 16;
+let weakKeyWarned = false;
+
+function warnOnceIfWeak(key: string | undefined): void {
+  if (weakKeyWarned || !key || key.length >= MIN_ADMIN_KEY_LENGTH) return;
+  weakKeyWarned = true;
+  createLogger("warn")("warn", "CACHE_DO_INIT", "config_problem", {
+    problem: `ADMIN_API_KEY is ${key.length} characters; use at least ${MIN_ADMIN_KEY_LENGTH} random ones (openssl rand -hex 32 | wrangler secret put ADMIN_API_KEY)`,
+  });
+}
+
 /**
  * The Worker's front door: `/health` without auth, the admin API under `/api/v1/cache` behind the key, and an
  * error envelope for everything else. Every failure is an envelope; nothing here can answer with a stack trace.
@@ -30,8 +42,9 @@ export async function handleRequest(request: Request, env: Env): Promise<Respons
       await discardBody(request);
       return error(404, "not_found", `no route for ${request.method} ${path}`);
     }
+    warnOnceIfWeak(env.ADMIN_API_KEY);
     // Authenticate before routing, so an unauthenticated caller learns nothing about which paths exist.
-    const denied = await authorize(request, env.ADMIN_API_KEY);
+    const denied = await authorize(request, env.ADMIN_API_KEY, env.AUTH_RATE_LIMITER);
     if (denied) {
       await discardBody(request);
       return denied;

@@ -40,6 +40,9 @@ export async function api(path: string, init: RequestInit & { key?: string | nul
   const headers = new Headers(init.headers);
   const key = init.key === undefined ? ADMIN_KEY : init.key;
   if (key !== null) headers.set("x-api-key", key);
+  // Failed authentication is throttled per client address; unless a test is about that, each request comes
+  // from its own address so that tests refusing keys on purpose never throttle one another.
+  if (!headers.has("cf-connecting-ip")) headers.set("cf-connecting-ip", randomAddress());
   // The exported handler is called directly rather than through exports.default.fetch: the harness's
   // self-binding slows down superlinearly with every request (cloudflare/workers-sdk#15446). smoke.test.ts
   // still goes through the binding to prove the export is wired.
@@ -50,6 +53,8 @@ export async function apiJson<T = any>(path: string, init: RequestInit & { key?:
   const res = await api(path, init);
   return { status: res.status, body: (await res.json()) as T };
 }
+
+export const randomAddress = () => `2001:db8::${[...crypto.getRandomValues(new Uint16Array(3))].map((n) => n.toString(16)).join(":")}`;
 
 export const putJson = (path: string, body: unknown) =>
   apiJson(path, { method: "PUT", body: JSON.stringify(body), headers: { "content-type": "application/json" } });

@@ -1,3 +1,4 @@
+import { blockedFor, clientAddress, recordFailure } from "./auth-throttle.js";
 import { error } from "./envelope.js";
 
 const encoder = new TextEncoder();
@@ -23,19 +24,32 @@ export async function keysMatch(presented: string, expected: string): Promise<bo
   return crypto.subtle.timingSafeEqual(a, b);
 }
 
-/** Null when the request may proceed; otherwise the response to send. Fails closed when no key is configured. */
-export async function authorize(request: Request, adminKey: string | undefined): Promise<Response | null> {
+const CHALLENGE = { "www-authenticate": 'Bearer realm="tftcache"' };
+
+function tooManyAttempts(seconds: number): Response {
+  return error(429, "rate_limited", `too many failed authentication attempts from this client; retry after ${seconds} s`, undefined, {
+    "retry-after": String(seconds),
+  });
+}
+
+/**
+ * Null when the request may proceed; otherwise the response to send. Fails closed when no key is configured;
+ * failed attempts are rate limited (auth-throttle.ts).
+ */
+export async function authorize(request: Request, adminKey: string | undefined, limiter?: RateLimit): Promise<Response | null> {
   if (!adminKey) {
     return error(503, "admin_disabled", "the admin API is disabled: ADMIN_API_KEY is not set on this Worker");
   }
+  const client = clientAddress(request);
+  const wait = blockedFor(client);
+  if (wait > 0) return tooManyAttempts(wait);
   const presented = presentedKey(request);
+  // A missing key guesses nothing, so it is not counted: a misconfigured script cannot lock its operator out.
   if (presented === null || presented === "") {
-    return error(401, "unauthorized", "missing API key: send X-API-KEY or Authorization: Bearer", undefined, {
-      "www-authenticate": 'Bearer realm="tftcache"',
-    });
+    return error(401, "unauthorized", "missing API key: send X-API-KEY or Authorization: Bearer", undefined, CHALLENGE);
   }
-  if (!(await keysMatch(presented, adminKey))) {
-    return error(401, "unauthorized", "API key refused", undefined, { "www-authenticate": 'Bearer realm="tftcache"' });
-  }
-  return null;
+  if (await keysMatch(presented, adminKey)) return null;
+  const over = await recordFailure(limiter, client);
+  if (over > 0) return tooManyAttempts(over);
+  return error(401, "unauthorized", "API key refused", undefined, CHALLENGE);
 }

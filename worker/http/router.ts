@@ -23,15 +23,19 @@ export class Router<C> {
 
   async handle(method: string, path: string, ctx: C): Promise<Response> {
     const parts = path.split("/").filter(Boolean);
-    for (const route of this.routes) {
-      const params = match(route.segments, parts);
-      if (!params) continue;
-      const handler = route.methods[method];
-      if (!handler) {
-        const allow = Object.keys(route.methods).join(", ");
-        return error(405, "method_not_allowed", `${method} is not allowed on ${path}; allowed: ${allow}`, undefined, { allow });
+    // "/entries/" is the entry route with an empty key (a 400 its handler explains), before it is the listing.
+    const shapes = path.endsWith("/") && parts.length > 0 ? [[...parts, ""], parts] : [parts];
+    for (const shape of shapes) {
+      for (const route of this.routes) {
+        const params = match(route.segments, shape);
+        if (!params) continue;
+        const handler = route.methods[method];
+        if (!handler) {
+          const allow = Object.keys(route.methods).join(", ");
+          return error(405, "method_not_allowed", `${method} is not allowed on ${path}; allowed: ${allow}`, undefined, { allow });
+        }
+        return handler(ctx, params);
       }
-      return handler(ctx, params);
     }
     return error(404, "not_found", `no route for ${method} ${path}`);
   }
