@@ -3,6 +3,7 @@ import {
   MAX_KEY_BYTES,
   MAX_SEED_ENTRIES,
   MAX_VALUE_BYTES,
+  MAX_VALUE_DEPTH,
   canonicalJson,
   keyProblem,
   ttlProblem,
@@ -342,8 +343,10 @@ export class CacheDurableObject extends DurableObject<Env> {
         maxValueBytes: MAX_VALUE_BYTES,
         maxKeyBytes: MAX_KEY_BYTES,
         maxSeedEntries: MAX_SEED_ENTRIES,
+        maxValueDepth: MAX_VALUE_DEPTH,
       },
       config: {
+        kvTimeoutMs: this.sync.timeoutMs,
         defaultTtlSeconds: this.config.defaultTtlSeconds,
         flushIntervalSeconds: this.config.flushIntervalSeconds,
         dailyWriteBudget: this.config.dailyWriteBudget,

@@ -63,6 +63,8 @@ export class KvSync {
   private failures = 0;
   private nextAttemptAt: number | null = null;
   private chain: Promise<unknown> = Promise.resolve();
+  /** A forced flush waiting its turn: callers arriving meanwhile share it rather than queue a write each. */
+  private queuedForced: Promise<FlushResult> | null = null;
 
   constructor(kv: KVNamespace, opts: KvSyncOptions) {
     this.kv = kv;
@@ -120,7 +122,36 @@ export class KvSync {
    * most ~1 s); otherwise a flush inside the floor is left to the alarm. Never throws: failures are recorded.
    */
   flush(build: (now: number) => Promise<BuiltSnapshot>, opts: { waitForFloor: boolean; ignoreFloor?: boolean }): Promise<FlushResult> {
-    return this.serialized(() => this.flushOnce(build, opts));
+    if (!opts.waitForFloor) return this.serialized(() => this.flushOnce(build, opts));
+    // Forced flushes (POST /flush, seed with flush) that arrive while one is queued join it: it has not built its
+    // snapshot yet, so it covers every mutation they have seen. Thirty concurrent calls cost one write, not 30.
+    if (this.queuedForced) return this.queuedForced;
+    const run = this.serialized(async () => {
+      this.queuedForced = null;
+      return (await this.alreadyInKv()) ?? this.flushOnce(build, opts);
+    });
+    this.queuedForced = run;
+    return run;
+  }
+
+  /**
+   * A forced flush of a generation KV already holds writes nothing. Our own bookkeeping says so first; one KV
+   * list (a read, not a write) then confirms both keys are still there with that generation, so a snapshot
+   * deleted behind the DO's back (wrangler kv key delete) is still rewritten.
+   */
+  private async alreadyInKv(): Promise<FlushResult | null> {
+    const generation = this.generation();
+    if (this.pendingSince !== null || this.flushedGeneration !== generation || this.lastFlushAt === null) return null;
+    let listed: KVNamespaceListResult<SnapshotKeyMetadata>;
+    try {
+      listed = await this.withTimeout(this.kv.list<SnapshotKeyMetadata>({ prefix: "do_cache_" }), "list");
+    } catch {
+      return null; // cannot tell: write
+    }
+    const entries = listed.keys.find((k) => k.name === ENTRIES_KEY)?.metadata;
+    const hasStats = listed.keys.some((k) => k.name === STATS_KEY);
+    if (!hasStats || entries?.generation !== generation || typeof entries.digest !== "string" || typeof entries.entries !== "number") return null;
+    return { generation, digest: entries.digest, writtenAt: entries.writtenAt, entries: entries.entries, written: true, upToDate: true };
   }
 
   /** KV operations run one at a time, in call order, so the two keys are always written as a pair. */
@@ -135,6 +166,16 @@ export class KvSync {
     return this.serialized(async () => {
       await this.waitForFloor();
       this.rollDay();
+      if (this.writesToday + 2 > this.budget) {
+        const error = `${this.budgetMessage()}; KV keeps the old snapshot until the first flush after midnight UTC`;
+        this.lastError = error;
+        this.nextAttemptAt = nextUtcMidnight(this.now());
+        // The stale snapshot must still go: the first flush the budget allows overwrites it.
+        this.markDirty();
+        this.persist();
+        this.log("warn", "CACHE_DO_CLEAR", "budget_exhausted", { writesToday: this.writesToday, budget: this.budget });
+        return { ok: false, error };
+      }
       try {
         await this.withTimeout(this.kv.delete(ENTRIES_KEY), "delete");
         this.writesToday++;
@@ -160,7 +201,7 @@ export class KvSync {
   private async flushOnce(build: (now: number) => Promise<BuiltSnapshot>, opts: { waitForFloor: boolean; ignoreFloor?: boolean }): Promise<FlushResult> {
     this.rollDay();
     if (this.writesToday + 2 > this.budget) {
-      const error = `daily KV write budget exhausted (${this.writesToday}/${this.budget} writes today, resets at 00:00 UTC)`;
+      const error = this.budgetMessage();
       this.lastError = error;
       this.nextAttemptAt = nextUtcMidnight(this.now());
       this.persist();
@@ -175,7 +216,7 @@ export class KvSync {
       await this.waitForFloor();
     }
     const snap = await build(this.now());
-    const metadata: SnapshotKeyMetadata = { format: 1, generation: snap.generation, writtenAt: snap.writtenAt, digest: snap.digest };
+    const metadata: SnapshotKeyMetadata = { format: 1, generation: snap.generation, writtenAt: snap.writtenAt, digest: snap.digest, entries: snap.entryCount };
     const started = this.now();
     try {
       await this.withTimeout(this.kv.put(ENTRIES_KEY, snap.entriesText, { metadata }), "put");
@@ -206,6 +247,10 @@ export class KvSync {
       ms,
     });
     return { generation: snap.generation, digest: snap.digest, writtenAt: snap.writtenAt, entries: snap.entryCount, written: true };
+  }
+
+  private budgetMessage(): string {
+    return `daily KV write budget exhausted (${this.writesToday}/${this.budget} writes today, resets at 00:00 UTC)`;
   }
 
   private notWritten(error: string): FlushResult {

@@ -14,7 +14,7 @@ import type { EntryInput } from "../cache/cache-do.js";
 import type { CacheConfig } from "../config.js";
 import { cacheStub as stub, type Env } from "../env.js";
 import { readKvSnapshot } from "../kv-snapshot-reader.js";
-import { readJsonBody } from "./body.js";
+import { discardBody, readJsonBody } from "./body.js";
 import { HttpError, error, fromResult, json, rawJson } from "./envelope.js";
 import { Router } from "./router.js";
 
@@ -162,7 +162,7 @@ export const adminRouter = new Router<AdminContext>()
   })
   .on("/flush", {
     POST: async ({ request, env, config }) => {
-      await request.body?.cancel();
+      await discardBody(request);
       if (!config.featureFlagDoCache) return doDisabled();
       return json(await stub(env).flush());
     },
