@@ -316,3 +316,131 @@ describe("clear", () => {
     expect((await stats()).kv.pendingSince).not.toBeNull();
   });
 });
+
+describe("KV write economy", () => {
+  it("30 concurrent POST /flush with nothing new write nothing; with one new write they share one flush", async () => {
+    await put("a", 1);
+    expect((await postJson("/api/v1/cache/flush", {})).body.data.written).toBe(true);
+    const writes = await countKvWrites();
+    const idle = await Promise.all(Array.from({ length: 30 }, () => postJson("/api/v1/cache/flush", {})));
+    for (const r of idle) expect(r.body.data).toMatchObject({ written: true, upToDate: true, entries: 1 });
+    expect(writes.puts).toEqual([]);
+    await put("b", 2);
+    const busy = await Promise.all(Array.from({ length: 30 }, () => postJson("/api/v1/cache/flush", {})));
+    const generation = (await stats()).generation;
+    for (const r of busy) expect(r.body.data).toMatchObject({ written: true, generation });
+    expect(writes.puts.sort()).toEqual([ENTRIES_KEY, STATS_KEY].sort());
+    expect((await stats()).kv.writesToday).toBe(4);
+  });
+
+  it("a forced flush rewrites a snapshot deleted behind the DO's back", async () => {
+    await put("a", 1);
+    await postJson("/api/v1/cache/flush", {});
+    await env.CACHE_DO_KV.delete(ENTRIES_KEY); // wrangler kv key delete, say
+    const again = (await postJson("/api/v1/cache/flush", {})).body.data;
+    expect(again.upToDate).toBeUndefined();
+    expect((await readKvJson(ENTRIES_KEY)).entries[0][0]).toBe("a");
+  });
+
+  it("clear counts its two KV deletes, and refuses them when the budget is spent", async () => {
+    await put("a", 1);
+    await postJson("/api/v1/cache/flush", {});
+    expect((await stats()).kv.writesToday).toBe(2);
+    await apiJson("/api/v1/cache?scope=kv", { method: "DELETE" });
+    expect((await stats()).kv.writesToday).toBe(4);
+    await postJson("/api/v1/cache/flush", {});
+    await runInDurableObject(cacheStub(), (i: CacheDurableObject) => {
+      (i.sync as unknown as { writesToday: number }).writesToday = 39; // budget is 40 in tests
+    });
+    const writes = await countKvWrites();
+    const res = (await apiJson("/api/v1/cache", { method: "DELETE" })).body.data;
+    expect(res).toMatchObject({ kvKeysDeleted: false, kvError: expect.stringMatching(/budget exhausted/) });
+    expect(writes.deletes).toEqual([]);
+    const s = await stats();
+    expect(s.kv.writesToday).toBe(39);
+    expect(s.kv.pendingSince).not.toBeNull(); // the first flush the budget allows replaces the stale snapshot
+    expect(s.size).toBe(0);
+  });
+
+  it("a flush keeps KV owed when a write lands while its puts are in flight", async () => {
+    const T0 = noon();
+    const setClock = await fakeClock(T0);
+    await put("a", 1);
+    await runInDurableObject(cacheStub(), (i: CacheDurableObject) => {
+      const real = i.sync.kv;
+      let injected = false;
+      i.sync.kv = {
+        get: real.get.bind(real),
+        list: real.list.bind(real),
+        getWithMetadata: real.getWithMetadata.bind(real),
+        delete: real.delete.bind(real),
+        put: (async (key: string, value: string, opts?: KVNamespacePutOptions) => {
+          if (!injected) {
+            injected = true;
+            await i.putEntry({ key: "late", value: "2" });
+          }
+          return real.put(key, value, opts);
+        }) as KVNamespace["put"],
+      } as KVNamespace;
+    });
+    const flushed = (await postJson("/api/v1/cache/flush", {})).body.data;
+    expect(flushed.written).toBe(true);
+    expect((await readKvJson(ENTRIES_KEY)).entries.map((e: [string]) => e[0])).toEqual(["a"]);
+    const s = await stats();
+    expect(s.kv.pendingSince).not.toBeNull();
+    expect(s.kv.flushedGeneration).toBeLessThan(s.generation);
+    await setClock(T0 + 10_000);
+    expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
+    expect((await readKvJson(ENTRIES_KEY)).entries.map((e: [string]) => e[0])).toEqual(["a", "late"]);
+  });
+
+  it("retries a failing KV with exponential backoff from 2 s, capped at 5 min", async () => {
+    const T0 = noon();
+    const setClock = await fakeClock(T0);
+    await runInDurableObject(cacheStub(), (i: CacheDurableObject) => {
+      i.sync.kv = { put: async () => { throw new Error("KV is down"); }, list: async () => ({ keys: [], list_complete: true }) } as unknown as KVNamespace;
+    });
+    await put("a", 1);
+    let t = T0;
+    const delays: number[] = [];
+    for (let attempt = 0; attempt < 10; attempt++) {
+      t += 600_000; // well past any retry time and the flush interval
+      await setClock(t);
+      expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
+      delays.push((await stats()).kv.nextAttemptAt - t);
+    }
+    expect(delays).toEqual([2, 4, 8, 16, 32, 64, 128, 256, 300, 300].map((s) => s * 1000));
+    // The alarm is set for the retry, not earlier.
+    const alarm = await runInDurableObject(cacheStub(), (_: CacheDurableObject, state) => state.storage.getAlarm());
+    expect(alarm).toBe(t + 300_000);
+  });
+
+  it("gives up on a KV call after 15 s (reported in /metadata) and counts it as a failure", async () => {
+    expect((await metadata()).config.kvTimeoutMs).toBe(15_000);
+  });
+});
+
+describe("damaged or missing snapshots are owed a flush", () => {
+  it("a torn snapshot marks KV owed, and the next alarm replaces it", async () => {
+    await put("good", 1);
+    await postJson("/api/v1/cache/flush", {}); // KV was in sync before something tore it
+    const snap = await writeKvSnapshot(999, { evil: 1 });
+    snap.entries[0]![1].value = 2;
+    await env.CACHE_DO_KV.put(ENTRIES_KEY, JSON.stringify(snap));
+    await abortAllDurableObjects();
+    expect((await stats()).kv.pendingSince).not.toBeNull();
+    expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
+    expect((await readKvJson(ENTRIES_KEY)).entries.map((e: [string]) => e[0])).toEqual(["good"]);
+  });
+
+  it("a snapshot missing from KV while the DO has data is owed too", async () => {
+    await put("good", 1);
+    await postJson("/api/v1/cache/flush", {});
+    await env.CACHE_DO_KV.delete(ENTRIES_KEY);
+    await abortAllDurableObjects();
+    expect((await metadata()).load.kvSnapshot.status).toBe("absent");
+    expect((await stats()).kv.pendingSince).not.toBeNull();
+    expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
+    expect((await readKvJson(ENTRIES_KEY)).entries.map((e: [string]) => e[0])).toEqual(["good"]);
+  });
+});
