@@ -14,6 +14,15 @@ export interface Comparison {
   items: CompareItem[];
 }
 
+/** Equal as canonical JSON; a value that cannot be canonicalised (nested too deep) equals nothing. */
+function sameValue(a: unknown, b: unknown): boolean {
+  try {
+    return canonicalJson(a) === canonicalJson(b);
+  } catch {
+    return false;
+  }
+}
+
 export const SYMBOL: Record<KeyVerdict, string> = { match: "=", differ: "~", onlyInDo: "+", onlyInKv: "-" };
 
 /**
@@ -36,7 +45,7 @@ export function compareSnapshots(doSnap: EntriesSnapshot, kvSnap: EntriesSnapsho
     else if (!d && k) item = { key, status: "onlyInKv" };
     else {
       const fields: Array<"value" | "expiresAt"> = [];
-      if (canonicalJson(d!.value) !== canonicalJson(k!.value)) fields.push("value");
+      if (!sameValue(d!.value, k!.value)) fields.push("value");
       if (d!.expiresAt !== k!.expiresAt) fields.push("expiresAt");
       item = fields.length === 0 ? { key, status: "match" } : { key, status: "differ", fields };
     }

@@ -4,8 +4,12 @@ import { CliError, EXIT } from "./errors.js";
 import { processIo, type Io } from "./io.js";
 import { buildProgram } from "./program.js";
 import { createRedactor } from "./redact.js";
+import { safeLines, safeText } from "./terminal-safe.js";
 
-/** Secrets as the user may have given them, so even a failure before settings resolve stays masked. */
+/**
+ * Secrets as the user may have given them, and trimmed as they are sent, so even a failure before settings
+ * resolve stays masked.
+ */
 function rawSecrets(argv: string[], env: NodeJS.ProcessEnv): string[] {
   const out = [env.TFTCACHE_API_KEY, env.CLOUDFLARE_API_TOKEN].filter((s): s is string => !!s);
   argv.forEach((arg, i) => {
@@ -14,7 +18,7 @@ function rawSecrets(argv: string[], env: NodeJS.ProcessEnv): string[] {
       if (arg.startsWith(`${flag}=`)) out.push(arg.slice(flag.length + 1));
     }
   });
-  return out;
+  return [...out, ...out.map((s) => s.trim())];
 }
 
 /** Runs the CLI on `argv` (without node and script) and returns the exit code. Never throws. */
@@ -23,7 +27,8 @@ export async function run(argv: string[], io: Io, runOptions: RunOptions = {}): 
   const program = buildProgram(io, runOptions, result);
   const verbose = argv.includes("--verbose");
   const redactRaw = createRedactor(rawSecrets(argv, io.env));
-  const writeErr = (text: string) => io.stderr.write(redactRaw(text));
+  // Commander echoes argv in its errors (an unknown option, a bad argument): escape it like any other text.
+  const writeErr = (text: string) => io.stderr.write(safeLines(redactRaw(text)));
   program.exitOverride();
   for (const cmd of [program, ...program.commands]) {
     cmd.exitOverride();
@@ -39,15 +44,16 @@ export async function run(argv: string[], io: Io, runOptions: RunOptions = {}): 
       return EXIT.ERROR;
     }
     const redact = result.context ? (s: string) => redactRaw(createRedactor([result.context!.settings.apiKey, result.context!.settings.apiToken])(s)) : redactRaw;
+    // Messages quote servers and keys: one line each, control characters escaped.
     if (err instanceof CliError) {
-      io.stderr.write(redact(`error: ${err.message}\n`));
-      if (err.hint) io.stderr.write(redact(`hint: ${err.hint}\n`));
-      if (verbose && err.cause instanceof Error && err.cause.stack) io.stderr.write(redact(`${err.cause.stack}\n`));
+      io.stderr.write(`${safeText(redact(`error: ${err.message}`))}\n`);
+      if (err.hint) io.stderr.write(`${safeText(redact(`hint: ${err.hint}`))}\n`);
+      if (verbose && err.cause instanceof Error && err.cause.stack) io.stderr.write(`${safeLines(redact(err.cause.stack))}\n`);
       return err.exitCode;
     }
     const e = err as Error;
-    io.stderr.write(redact(`error: unexpected failure: ${e?.message ?? String(err)}\n`));
-    if (verbose && e?.stack) io.stderr.write(redact(`${e.stack}\n`));
+    io.stderr.write(`${safeText(redact(`error: unexpected failure: ${e?.message ?? String(err)}`))}\n`);
+    if (verbose && e?.stack) io.stderr.write(`${safeLines(redact(e.stack))}\n`);
     else io.stderr.write("hint: run again with --verbose for details\n");
     return EXIT.ERROR;
   }

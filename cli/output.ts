@@ -1,10 +1,13 @@
 import { Chalk, type ChalkInstance } from "chalk";
 import Table from "cli-table3";
 import type { Io } from "./io.js";
+import { jsonEscape, safeOutput } from "./terminal-safe.js";
 
 /**
  * Everything a command prints goes through here. stdout carries the result (one JSON document with --json);
- * stderr carries progress, warnings and errors. Every line is redacted.
+ * stderr carries progress, warnings and errors. Every line is redacted, and made safe for a terminal: control
+ * characters and bidi overrides that slipped past the per-key escaping (cli/terminal-safe.ts) are escaped here,
+ * and JSON keeps every string exact but writes those characters as \u escapes.
  */
 export class Output {
   readonly chalk: ChalkInstance;
@@ -20,19 +23,29 @@ export class Output {
     this.chalk = new Chalk({ level: opts.color && !opts.json && io.stdout.isTTY ? 1 : 0 });
   }
 
+  /** Redacted, then escaped: a secret is masked even if it contains a character that would be escaped. */
+  private safe(text: string): string {
+    return safeOutput(this.redact(text), this.chalk.level > 0);
+  }
+
   /** The result on stdout. */
   print(text = ""): void {
-    this.io.stdout.write(`${this.redact(text)}\n`);
+    this.io.stdout.write(`${this.safe(text)}\n`);
   }
 
   /** The one JSON document of a --json run. */
   document(value: unknown): void {
-    this.io.stdout.write(`${this.redact(JSON.stringify(value, null, 2))}\n`);
+    this.io.stdout.write(`${jsonEscape(this.redact(JSON.stringify(value, null, 2)))}\n`);
+  }
+
+  /** One compact JSON line (NDJSON, `stats --watch --json`). */
+  jsonLine(value: unknown): void {
+    this.io.stdout.write(`${jsonEscape(this.redact(JSON.stringify(value)))}\n`);
   }
 
   /** Notes, progress and warnings: stderr, so stdout stays parseable. */
   note(text: string): void {
-    this.io.stderr.write(`${this.redact(text)}\n`);
+    this.io.stderr.write(`${this.safe(text)}\n`);
   }
 
   warn(text: string): void {
@@ -41,7 +54,7 @@ export class Output {
 
   /** Progress only on an interactive stderr, overwritten in place. */
   progress(text: string): void {
-    if (this.io.stderr.isTTY && !this.json) this.io.stderr.write(`\r\x1b[2K${this.redact(text)}`);
+    if (this.io.stderr.isTTY && !this.json) this.io.stderr.write(`\r\x1b[2K${this.safe(text)}`);
   }
 
   endProgress(): void {

@@ -44,9 +44,9 @@ export function buildProgram(io: Io, run: RunOptions, result: { exitCode: number
     .description("Inspect, seed, diff, clear and verify the tftcache Durable Object and its KV snapshot")
     .version(VERSION, "-V, --version")
     .option("--url <url>", "Worker base URL (env TFTCACHE_URL)")
-    .option("--api-key <key>", "admin API key (env TFTCACHE_API_KEY)")
+    .option("--api-key <key>", "admin API key (env TFTCACHE_API_KEY; surrounding whitespace is removed)")
     .option("--account-id <id>", "Cloudflare account id (env CLOUDFLARE_ACCOUNT_ID)")
-    .option("--api-token <token>", "Cloudflare API token with KV access (env CLOUDFLARE_API_TOKEN)")
+    .option("--api-token <token>", "Cloudflare API token with KV access (env CLOUDFLARE_API_TOKEN; surrounding whitespace is removed)")
     .option("--namespace-id <id>", "KV namespace id (env TFTCACHE_KV_NAMESPACE_ID; else CACHE_DO_KV in wrangler.toml)")
     .option("--preview", "use the CACHE_DO_KV preview_id from wrangler.toml")
     .option("--env <name>", "wrangler environment to read from wrangler.toml")
@@ -54,8 +54,8 @@ export function buildProgram(io: Io, run: RunOptions, result: { exitCode: number
     .option("-c, --config <file>", "JSON config file (default ./tftcache.config.json)")
     .option("--json", "print exactly one JSON document on stdout")
     .option("--no-color", "disable colour (NO_COLOR is honoured too)")
-    .option("--timeout <ms>", "per-request timeout in milliseconds (default 15000)")
-    .option("--local", "use the local stack started by `npm start`")
+    .option("--timeout <ms>", "per-request timeout in milliseconds, 1 to 600000 (default 15000)")
+    .option("--local", "use the local stack started by `npm start` (finds .wrangler/tftcache-local.json here or in a parent folder)")
     .option("--verbose", "print retries and stack traces of unexpected errors")
     .showHelpAfterError("(run with --help for usage)")
     .addHelpText("after", `${EXIT_CODES_HELP}\n${example("tftcache --local stats", "tftcache verify-kv --flush --json", "TFTCACHE_URL=https://cache.example.workers.dev tftcache doctor")}`);
@@ -63,7 +63,7 @@ export function buildProgram(io: Io, run: RunOptions, result: { exitCode: number
   program
     .command("stats")
     .description("live DO stats and the KV sync state")
-    .addOption(new Option("-w, --watch [seconds]", "refresh every n seconds (default 2) until Ctrl-C"))
+    .addOption(new Option("-w, --watch [seconds]", "refresh every n seconds, 0.5 to 86400 (default 2), until Ctrl-C"))
     .addHelpText("after", example("tftcache stats", "tftcache stats --watch 5"))
     .action(action((ctx, opts: { watch?: string | boolean }) => statsCommand(ctx, opts)));
 
@@ -71,7 +71,7 @@ export function buildProgram(io: Io, run: RunOptions, result: { exitCode: number
     .command("list")
     .description("keys in the DO, sorted")
     .option("-p, --prefix <prefix>", "only keys starting with this")
-    .option("-l, --limit <n>", "at most n keys (default: all)")
+    .option("-l, --limit <n>", "at most n keys, 1 to 1000000 (default: all)")
     .addHelpText("after", example("tftcache list --prefix quote: --limit 20"))
     .action(action((ctx, opts: { prefix?: string; limit?: string }) => listCommand(ctx, opts)));
 
@@ -87,8 +87,8 @@ export function buildProgram(io: Io, run: RunOptions, result: { exitCode: number
     .command("seed")
     .description("write entries from a JSON array, NDJSON, or a do_cache_entries snapshot")
     .argument("<file>", "a file, or - for stdin")
-    .option("--ttl <seconds>", "TTL for entries that have none")
-    .option("--batch <n>", "entries per request (max 10000)", "1000")
+    .option("--ttl <seconds>", "TTL for entries that have none, 0.001 to 315360000 (ten years)")
+    .option("--batch <n>", "entries per request, 1 to 10000", "1000")
     .option("--dry-run", "validate and count; send nothing")
     .option("--flush", "flush to KV after the last batch")
     .addHelpText("after", example("tftcache seed quotes.ndjson --ttl 300 --flush", "wrangler kv key get do_cache_entries --binding CACHE_DO_KV | tftcache seed -"))
@@ -105,7 +105,7 @@ export function buildProgram(io: Io, run: RunOptions, result: { exitCode: number
     .command("verify-kv")
     .description("CI gate: both KV keys present, readable, intact and equal to the DO (exit 0/1/2)")
     .option("--flush", "ask the DO to flush first")
-    .option("--max-lag-seconds <n>", "tolerate KV being behind the DO for up to n seconds")
+    .option("--max-lag-seconds <n>", "tolerate KV being behind the DO for up to n seconds, 0 to 86400")
     .addHelpText("after", example("tftcache verify-kv --flush", "tftcache verify-kv --max-lag-seconds 30 --json"))
     .action(action((ctx, opts: { flush?: boolean; maxLagSeconds?: string }) => verifyKvCommand(ctx, opts)));
 

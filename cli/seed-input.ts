@@ -1,4 +1,4 @@
-import { canonicalJson, keyProblem, parseEntriesSnapshot, ttlProblem, valueProblem } from "../protocol/index.js";
+import { JsonValueError, canonicalJson, keyProblem, parseEntriesSnapshot, ttlProblem, valueProblem } from "../protocol/index.js";
 
 export interface SeedEntry {
   key: string;
@@ -34,7 +34,16 @@ function validate(raw: unknown, where: string, defaultTtl: number | undefined): 
   const ttl = raw.ttlSeconds ?? defaultTtl;
   const ttlIssue = ttlProblem(ttl);
   if (ttlIssue) return { where, ...withKey, reason: ttlIssue };
-  const valueIssue = valueProblem(canonicalJson(raw.value));
+  let canonical: string;
+  try {
+    canonical = canonicalJson(raw.value);
+  } catch (err) {
+    // Nested deeper than MAX_VALUE_DEPTH (JsonValueError names the limit); a RangeError is a stack that ran out
+    // all the same. Either way it is this entry's problem, not the whole run's.
+    if (err instanceof JsonValueError || err instanceof RangeError) return { where, ...withKey, reason: err instanceof RangeError ? "value is nested too deeply to process" : err.message };
+    throw err;
+  }
+  const valueIssue = valueProblem(canonical);
   if (valueIssue) return { where, ...withKey, reason: valueIssue };
   return { key: key!, value: raw.value, ...(typeof ttl === "number" ? { ttlSeconds: ttl } : {}) };
 }

@@ -1,11 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { Log, LogLevel, Miniflare, type WorkerOptions } from "miniflare";
 import { parse } from "smol-toml";
 import { LOCAL_DEFAULTS, type LocalStackInfo } from "../cli/config/local-stack.js";
+import { chooseAdminKey, type AdminKeyChoice } from "./dev-vars.js";
 import { createKvRestHandler, type KvLike } from "./kv-rest-api.js";
 
 export interface StackOptions {
@@ -19,7 +20,10 @@ export interface StackOptions {
   fresh?: boolean;
   /** Extra or overriding [vars] (tests shorten the flush interval, for example). */
   vars?: Record<string, string>;
+  /** Overrides .dev.vars (tests, the benchmark). */
   adminKey?: string;
+  /** Where to read ADMIN_API_KEY from; default <root>/.dev.vars, as `wrangler dev` reads it. */
+  devVarsFile?: string;
   quiet?: boolean;
   /** Another entry module to bundle instead of wrangler.toml's `main` (the benchmark's instrumented DO). */
   entry?: string;
@@ -33,6 +37,8 @@ export const CONSUMER_ENTRY = "examples/consumer/src/index.ts";
 
 export interface Stack {
   info: LocalStackInfo;
+  /** The admin key the Worker got and where it came from (the banner prints it). */
+  adminKey: AdminKeyChoice;
   /** The example consumer Worker's URL, when started with consumerPort. */
   consumerUrl?: string;
   kv: KvLike;
@@ -64,14 +70,6 @@ function readWranglerToml(root: string) {
   const ns = doc.kv_namespaces?.find((n) => n.binding === "CACHE_DO_KV");
   if (!ns) throw new Error("wrangler.toml has no CACHE_DO_KV kv_namespaces entry");
   return { main: doc.main, compatibilityDate: doc.compatibility_date, vars: doc.vars ?? {}, namespaceId: ns.preview_id ?? ns.id };
-}
-
-/** ADMIN_API_KEY from .dev.vars when the developer set one, as `wrangler dev` would use it. */
-function devVarsAdminKey(root: string): string | undefined {
-  const file = join(root, ".dev.vars");
-  if (!existsSync(file)) return undefined;
-  const match = readFileSync(file, "utf8").match(/^\s*ADMIN_API_KEY\s*=\s*"?([^"\n]*)"?\s*$/m);
-  return match?.[1] || undefined;
 }
 
 /** One bundle per entry per process: restarts (tests, the benchmark's cold starts) reuse it. */
@@ -148,7 +146,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   await assertPortFree(host, kvPort);
 
   const toml = readWranglerToml(opts.root);
-  const adminKey = opts.adminKey ?? devVarsAdminKey(opts.root) ?? LOCAL_DEFAULTS.apiKey;
+  const adminKey = chooseAdminKey(opts.root, { ...(opts.adminKey !== undefined ? { override: opts.adminKey } : {}), ...(opts.devVarsFile ? { devVarsFile: opts.devVarsFile } : {}) });
   const scriptPath = await bundleWorker(opts.root, opts.entry ?? toml.main, join(opts.root, ".wrangler", "tmp", `tftcache-local-${(opts.entry ?? toml.main).replace(/[^\w]+/g, "-")}`));
   const tftcache: WorkerOptions = {
     name: "tftcache",
@@ -157,7 +155,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     compatibilityDate: toml.compatibilityDate,
     durableObjects: { CACHE_DO: { className: "CacheDurableObject", useSQLite: true } },
     kvNamespaces: { CACHE_DO_KV: toml.namespaceId },
-    bindings: { ...toml.vars, ...opts.vars, ADMIN_API_KEY: adminKey },
+    // An empty key is passed as empty, as wrangler dev passes it: the Worker then fails closed (admin_disabled).
+    bindings: { ...toml.vars, ...opts.vars, ADMIN_API_KEY: adminKey.key },
   };
   const workers: WorkerOptions[] = [tftcache];
   if (opts.consumerPort) {
@@ -190,7 +189,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const kv = (await mf.getKVNamespace("CACHE_DO_KV")) as unknown as KvLike;
     const info: LocalStackInfo = {
       url: url.origin,
-      apiKey: adminKey,
+      apiKey: adminKey.key,
+      adminKeySource: adminKey.source,
       accountId: LOCAL_DEFAULTS.accountId,
       apiToken: LOCAL_DEFAULTS.apiToken,
       namespaceId: toml.namespaceId,
@@ -200,6 +200,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const server = kvServer;
     return {
       info,
+      adminKey,
       ...(opts.consumerPort ? { consumerUrl: `http://${host}:${opts.consumerPort}` } : {}),
       kv,
       mf,

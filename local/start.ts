@@ -37,28 +37,34 @@ async function main() {
     }
     throw err;
   }
-  const { info } = stack;
+  const { info, adminKey } = stack;
   writeFileSync(join(root, LOCAL_STACK_FILE), `${JSON.stringify(info, null, 2)}\n`);
 
-  const headers = { "x-api-key": info.apiKey, "content-type": "application/json" };
-  const stats = (await (await fetch(`${info.url}/api/v1/cache/stats`, { headers })).json()) as { data: { size: number } };
-  if (stats.data.size === 0) {
-    await fetch(`${info.url}/api/v1/cache/seed`, { method: "POST", headers, body: JSON.stringify({ entries: DEMO, flush: true }) });
+  // With the admin API disabled there is nothing to ask and nothing to seed: say so instead.
+  let dataLine = "admin API disabled: no demo entries seeded";
+  if (adminKey.source !== "disabled") {
+    const headers = { "x-api-key": info.apiKey, "content-type": "application/json" };
+    const stats = (await (await fetch(`${info.url}/api/v1/cache/stats`, { headers })).json()) as { data: { size: number } };
+    if (stats.data.size === 0) {
+      await fetch(`${info.url}/api/v1/cache/seed`, { method: "POST", headers, body: JSON.stringify({ entries: DEMO, flush: true }) });
+    }
+    dataLine = stats.data.size === 0 ? `seeded ${DEMO.length} demo entries` : `kept ${stats.data.size} entries from the last run (npm start -- --fresh to wipe)`;
   }
+  const keyLine = adminKey.source === "disabled" ? `Admin API            ${adminKey.describe}` : `Admin key            ${info.apiKey} (${adminKey.describe})`;
   const readyMs = Date.now() - started;
   console.log(`
 tftcache local stack ready in ${readyMs} ms
-  Worker (workerd)     ${info.url}          admin key: ${info.apiKey}
+  Worker (workerd)     ${info.url}
+  ${keyLine}
   KV REST API          ${info.cfApiBase}
   KV namespace         ${info.namespaceId} (CACHE_DO_KV preview_id, state in .wrangler/state/v3)
-${stack.consumerUrl ? `  Consumer Worker      ${stack.consumerUrl}/quote/AAPL   (examples/consumer, service binding to CacheService)\n` : ""}  ${stats.data.size === 0 ? `seeded ${DEMO.length} demo entries` : `kept ${stats.data.size} entries from the last run (npm start -- --fresh to wipe)`}
+${stack.consumerUrl ? `  Consumer Worker      ${stack.consumerUrl}/quote/AAPL   (examples/consumer, service binding to CacheService)\n` : ""}  ${dataLine}
 
 In another terminal:
   ./bin/tftcache --local stats          # --local reads ${LOCAL_STACK_FILE}; no exports needed
 or export these for plain \`tftcache\`:
   export TFTCACHE_URL=${info.url}
-  export TFTCACHE_API_KEY=${info.apiKey}
-  export CLOUDFLARE_ACCOUNT_ID=${info.accountId}
+${adminKey.source === "disabled" ? "" : `  export TFTCACHE_API_KEY=${info.apiKey}\n`}  export CLOUDFLARE_ACCOUNT_ID=${info.accountId}
   export CLOUDFLARE_API_TOKEN=${info.apiToken}
   export TFTCACHE_KV_NAMESPACE_ID=${info.namespaceId}
   export CLOUDFLARE_API_BASE_URL=${info.cfApiBase}

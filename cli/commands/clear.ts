@@ -2,6 +2,7 @@ import { createInterface } from "node:readline/promises";
 import type { ClearScope } from "../../protocol/index.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
+import { safeText } from "../terminal-safe.js";
 
 const SCOPES: ClearScope[] = ["do", "kv", "all"];
 const WHAT: Record<ClearScope, string> = { do: "every entry in the DO (memory and storage)", kv: "both KV snapshot keys", all: "every entry in the DO and both KV snapshot keys" };
@@ -36,7 +37,7 @@ export async function clearCommand(ctx: CommandContext, opts: { yes?: boolean; d
     ctx.out.print(`${ctx.out.chalk.green("cleared")} ${scope}: ${result.deletedEntries} entries deleted${scope !== "do" ? `, KV keys ${result.kvKeysDeleted ? "deleted" : "NOT deleted"}` : ""}`);
   }
   if (result.kvError) {
-    ctx.out.warn(`KV keys could not be deleted: ${result.kvError} (the DO will overwrite them on its next flush)`);
+    ctx.out.warn(`KV keys could not be deleted: ${safeText(result.kvError)} (the DO will overwrite them on its next flush)`);
     return EXIT.ERROR;
   }
   return EXIT.OK;

@@ -2,6 +2,7 @@ import type { CommandContext } from "../context.js";
 import { SYMBOL, type KeyVerdict } from "../compare.js";
 import { EXIT } from "../errors.js";
 import { buildSyncReport, type SyncReport } from "../sync-report.js";
+import { displayKey, safeText } from "../terminal-safe.js";
 
 const COLOR: Record<KeyVerdict, "green" | "yellow" | "cyan" | "red"> = { match: "green", differ: "yellow", onlyInDo: "cyan", onlyInKv: "red" };
 
@@ -9,7 +10,7 @@ export function printItems(ctx: CommandContext, report: SyncReport): void {
   const c = ctx.out.chalk;
   for (const item of report.items) {
     const detail = item.fields ? c.dim(`  (${item.fields.join(", ")})`) : "";
-    ctx.out.print(`${c[COLOR[item.status]](SYMBOL[item.status])} ${item.key}${detail}`);
+    ctx.out.print(`${c[COLOR[item.status]](SYMBOL[item.status])} ${displayKey(item.key)}${detail}`);
   }
 }
 
@@ -26,7 +27,7 @@ export async function diffCommand(ctx: CommandContext, opts: { all?: boolean }):
   } else {
     printItems(ctx, report);
     printCounts(ctx, report);
-    for (const p of report.problems) ctx.out.note(`${ctx.out.chalk.yellow("drift:")} ${p}`);
+    for (const p of report.problems) ctx.out.note(`${ctx.out.chalk.yellow("drift:")} ${safeText(p)}`);
   }
   return report.status === "match" ? EXIT.OK : EXIT.DRIFT;
 }

@@ -2,6 +2,14 @@ import { ENTRIES_KEY, VERSION } from "../../protocol/index.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 import { endpoint, send } from "../http/send.js";
+import { safeText } from "../terminal-safe.js";
+
+/**
+ * Shorter admin keys can be guessed: the Worker slows failed attempts down, but a 6-character key falls to a
+ * patient attacker anyway. 16 characters is the floor; `openssl rand -hex 32` gives 64.
+ */
+export const MIN_STRONG_KEY_LENGTH = 16;
+const STRONG_KEY_FIX = "generate a strong key (`openssl rand -hex 32`), set it on the Worker with `wrangler secret put ADMIN_API_KEY` (locally: ADMIN_API_KEY in .dev.vars) and here (TFTCACHE_API_KEY)";
 
 type Verdict = "ok" | "warn" | "fail";
 interface Check {
@@ -21,10 +29,21 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
   const src = (name: keyof typeof s.sources) => (s.sources[name] ? ` (from ${s.sources[name]})` : "");
 
   checks.push(s.url ? { name: "worker url", verdict: "ok", detail: `${s.url}${src("url")}` } : { name: "worker url", verdict: "fail", detail: "not set", fix: "set --url or TFTCACHE_URL (or use --local)" });
-  checks.push(s.apiKey ? { name: "admin key", verdict: "ok", detail: `set${src("apiKey")}` } : { name: "admin key", verdict: "fail", detail: "not set", fix: "set --api-key or TFTCACHE_API_KEY" });
+  if (!s.apiKey) {
+    checks.push(
+      s.localAdminDisabled
+        ? { name: "admin key", verdict: "fail", detail: "the local stack runs with the admin API disabled (ADMIN_API_KEY=\"\" in its .dev.vars)", fix: "set ADMIN_API_KEY in .dev.vars (or delete the line for the built-in dev key) and restart `npm start`" }
+        : { name: "admin key", verdict: "fail", detail: "not set", fix: "set --api-key or TFTCACHE_API_KEY" },
+    );
+  } else if (s.secretProblems.apiKey) checks.push({ name: "admin key", verdict: "fail", detail: s.secretProblems.apiKey, fix: "a key is one line of printable characters: check how it was set" });
+  else if (s.apiKey.length < MIN_STRONG_KEY_LENGTH) {
+    checks.push({ name: "admin key", verdict: "warn", detail: `set${src("apiKey")}, but only ${s.apiKey.length} characters: weak, it can be brute-forced`, fix: STRONG_KEY_FIX });
+  } else checks.push({ name: "admin key", verdict: "ok", detail: `set${src("apiKey")}` });
   const kvMissing = (["accountId", "apiToken", "namespaceId"] as const).filter((n) => !s[n]);
   checks.push(
-    kvMissing.length === 0
+    s.secretProblems.apiToken
+      ? { name: "cloudflare api", verdict: "fail", detail: s.secretProblems.apiToken, fix: "a token is one line of printable characters: check how it was set" }
+      : kvMissing.length === 0
       ? { name: "cloudflare api", verdict: "ok", detail: `account ${s.accountId}${src("accountId")}, namespace ${s.namespaceId}${src("namespaceId")}, ${s.cfApiBase}` }
       : { name: "cloudflare api", verdict: "warn", detail: `missing ${kvMissing.join(", ")}: diff, verify-kv and get --from kv will not work`, fix: "set CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN and TFTCACHE_KV_NAMESPACE_ID (or wrangler.toml)" },
   );
@@ -55,7 +74,7 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
       checks.push({ name: "reachability", verdict: "fail", detail: (err as Error).message, ...(err instanceof CliError && err.hint ? { fix: err.hint } : {}) });
     }
   }
-  if (s.url && s.apiKey && checks.find((c) => c.name === "reachability")?.verdict !== "fail") {
+  if (s.url && s.apiKey && !s.secretProblems.apiKey && checks.find((c) => c.name === "reachability")?.verdict !== "fail") {
     try {
       const stats = await ctx.admin().stats();
       doGeneration = stats.generation;
@@ -65,7 +84,7 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
       checks.push({ name: "auth", verdict: "fail", detail: (err as Error).message, ...(err instanceof CliError && err.hint ? { fix: err.hint } : {}) });
     }
   }
-  if (kvMissing.length === 0) {
+  if (kvMissing.length === 0 && !s.secretProblems.apiToken) {
     try {
       const meta = (await ctx.kv().getMetadata(ENTRIES_KEY)) as { generation?: number } | null;
       if (meta === null) checks.push({ name: "namespace", verdict: "warn", detail: `${ENTRIES_KEY} not present in namespace ${s.namespaceId}`, fix: "the DO has not flushed yet (`tftcache flush`), or this is not the namespace bound as CACHE_DO_KV (check --preview / --env)" });
@@ -83,7 +102,8 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
   else {
     const c = ctx.out.chalk;
     const mark: Record<Verdict, string> = { ok: c.green("ok"), warn: c.yellow("warn"), fail: c.red("FAIL") };
-    ctx.out.print(ctx.out.table(["check", "", "found", "fix"], checks.map((ch) => [ch.name, mark[ch.verdict], ch.detail, ch.fix ?? ""])));
+    // Details quote servers (a version string, an error message): escaped before the table measures them.
+    ctx.out.print(ctx.out.table(["check", "", "found", "fix"], checks.map((ch) => [ch.name, mark[ch.verdict], safeText(ch.detail), safeText(ch.fix ?? "")])));
   }
   return failed ? EXIT.ERROR : EXIT.OK;
 }

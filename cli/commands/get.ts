@@ -3,6 +3,7 @@ import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 import { inspectKv } from "../kv-inspect.js";
 import { formatRelative } from "../output.js";
+import { quoted, safeJson } from "../terminal-safe.js";
 
 async function fromKv(ctx: CommandContext, key: string): Promise<EntryView | null> {
   const kv = await inspectKv(ctx.kv(), { stats: false });
@@ -20,14 +21,15 @@ export async function getCommand(ctx: CommandContext, key: string, opts: { from?
   const entry = source === "kv" ? await fromKv(ctx, key) : await ctx.admin().get(key);
   if (!entry) {
     if (ctx.out.json) ctx.out.document({ key, found: false, source });
-    ctx.out.note(`${JSON.stringify(key)} not found in ${source === "kv" ? "the KV snapshot" : "the DO"} (absent or expired)`);
+    ctx.out.note(`${quoted(key)} not found in ${source === "kv" ? "the KV snapshot" : "the DO"} (absent or expired)`);
     return EXIT.DRIFT;
   }
   if (ctx.out.json) {
     ctx.out.document({ ...entry, found: true, source });
     return EXIT.OK;
   }
-  ctx.out.print(JSON.stringify(entry.value, null, 2));
+  // Still valid JSON for the same value (pipe it to jq), but a control character inside a string is an escape.
+  ctx.out.print(safeJson(entry.value, 2));
   ctx.out.note(ctx.out.chalk.dim(`expires ${formatRelative(entry.expiresAt)} · cached ${formatRelative(entry.cachedAt)} · read ${formatRelative(entry.lastAccessed)} · from ${source}`));
   return EXIT.OK;
 }

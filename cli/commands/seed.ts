@@ -1,10 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { MAX_SEED_ENTRIES } from "../../protocol/index.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT, InterruptedError } from "../errors.js";
+import { FLAG_BOUNDS, parseNumberFlag } from "../flags.js";
 import { AdminApiError } from "../http/admin-client.js";
 import { SeedFormatError, parseSeedInput, type SeedReject } from "../seed-input.js";
+import { quoted, safeText } from "../terminal-safe.js";
 
 async function readInput(ctx: CommandContext, source: string): Promise<string> {
   if (source === "-") {
@@ -21,22 +22,14 @@ async function readInput(ctx: CommandContext, source: string): Promise<string> {
   }
 }
 
-function parsePositive(name: string, raw: string | undefined, max?: number): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0 || (max !== undefined && n > max)) throw new CliError(`${name} must be a number from 1 to ${max ?? "∞"} (got ${JSON.stringify(raw)})`);
-  return n;
-}
-
 /**
  * `seed <file|->`: validates every entry locally with the Worker's own rules, reports rejects by line or index,
  * and sends the valid ones in batches (each batch atomic on the Worker). Ctrl-C stops after the batch in flight
  * and says how many entries were written (exit 130).
  */
 export async function seedCommand(ctx: CommandContext, source: string, opts: { ttl?: string; batch?: string; dryRun?: boolean; flush?: boolean }): Promise<number> {
-  const defaultTtl = parsePositive("--ttl", opts.ttl);
-  const batchSize = parsePositive("--batch", opts.batch, MAX_SEED_ENTRIES) ?? 1000;
-  if (!Number.isInteger(batchSize)) throw new CliError("--batch must be an integer");
+  const defaultTtl = opts.ttl === undefined ? undefined : parseNumberFlag("--ttl", opts.ttl, FLAG_BOUNDS.ttlSeconds);
+  const batchSize = opts.batch === undefined ? 1000 : parseNumberFlag("--batch", opts.batch, FLAG_BOUNDS.batch);
   const text = await readInput(ctx, source);
   let parsed;
   try {
@@ -47,7 +40,8 @@ export async function seedCommand(ctx: CommandContext, source: string, opts: { t
   }
   const { entries, rejects } = parsed;
   const reportRejects = (list: SeedReject[]) => {
-    for (const r of list.slice(0, 20)) ctx.out.note(`${ctx.out.chalk.red("rejected")} ${r.where}${r.key !== undefined ? ` (${JSON.stringify(r.key)})` : ""}: ${r.reason}`);
+    // A reason can quote the input (JSON.parse's messages do): escaped like the key.
+    for (const r of list.slice(0, 20)) ctx.out.note(`${ctx.out.chalk.red("rejected")} ${r.where}${r.key !== undefined ? ` (${quoted(r.key)})` : ""}: ${safeText(r.reason)}`);
     if (list.length > 20) ctx.out.note(`… and ${list.length - 20} more rejected`);
   };
 
@@ -62,8 +56,12 @@ export async function seedCommand(ctx: CommandContext, source: string, opts: { t
   const admin = ctx.admin();
   let interrupted = false;
   const off = ctx.io.onInterrupt(() => {
+    if (!interrupted) ctx.out.note("interrupt: stopping after the batch in flight…");
     interrupted = true;
   });
+  const batches = Math.ceil(entries.length / batchSize);
+  // After the handler is in place: from this line on, Ctrl-C stops cleanly between batches.
+  if (entries.length > 0) ctx.out.note(`sending ${entries.length} entr${entries.length === 1 ? "y" : "ies"} in ${batches} batch${batches === 1 ? "" : "es"} of up to ${batchSize}…`);
   let written = 0;
   let generation: number | undefined;
   let flushed: unknown;

@@ -1,7 +1,9 @@
 import type { CacheStats } from "../../protocol/index.js";
 import type { CommandContext } from "../context.js";
-import { CliError, EXIT } from "../errors.js";
+import { EXIT } from "../errors.js";
+import { FLAG_BOUNDS, parseNumberFlag } from "../flags.js";
 import { formatBytes, formatRelative } from "../output.js";
+import { safeText } from "../terminal-safe.js";
 
 function statsRows(ctx: CommandContext, s: CacheStats): Array<[string, string | number]> {
   const c = ctx.out.chalk;
@@ -19,7 +21,7 @@ function statsRows(ctx: CommandContext, s: CacheStats): Array<[string, string | 
     ["kv last flush", formatRelative(s.kv.lastFlushAt, now)],
     ["kv pending since", s.kv.pendingSince ? c.yellow(formatRelative(s.kv.pendingSince, now)) : c.green("in sync")],
     ["kv writes today", `${s.kv.writesToday} / ${s.kv.budget}`],
-    ["kv last error", s.kv.lastError ? c.red(s.kv.lastError) : "none"],
+    ["kv last error", s.kv.lastError ? c.red(safeText(s.kv.lastError)) : "none"],
   ];
 }
 
@@ -32,35 +34,44 @@ function watchLine(s: CacheStats): string {
 
 /**
  * `stats`: one table; `--watch [s]`: a line per interval like `redis-cli --stat` (NDJSON with --json), until
- * Ctrl-C, which exits 130.
+ * Ctrl-C, which exits 130. The interval is bounded (FLAG_BOUNDS.watchSeconds): `--watch 0.00001` would be a
+ * request storm against the Worker, not a dashboard.
  */
 export async function statsCommand(ctx: CommandContext, opts: { watch?: string | boolean }): Promise<number> {
+  const watching = opts.watch !== undefined && opts.watch !== false;
+  const seconds = !watching ? 0 : opts.watch === true ? 2 : parseNumberFlag("--watch", opts.watch as string, FLAG_BOUNDS.watchSeconds);
   const admin = ctx.admin();
-  if (opts.watch === undefined || opts.watch === false) {
+  if (!watching) {
     const stats = await admin.stats();
     if (ctx.out.json) ctx.out.document(stats);
     else ctx.out.print(ctx.out.pairs(statsRows(ctx, stats)));
     return EXIT.OK;
   }
-  const seconds = opts.watch === true ? 2 : Number(opts.watch);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new CliError(`--watch takes a positive number of seconds (got ${JSON.stringify(opts.watch)})`);
   let stopped = false;
   let wake: (() => void) | undefined;
   const off = ctx.io.onInterrupt(() => {
     stopped = true;
     wake?.();
   });
+  // Ctrl-C ends the wait at once and clears the timer, so the process exits instead of idling to the next tick.
+  const sleep =
+    ctx.run.sleep ??
+    ((ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      }));
   try {
     if (!ctx.out.json) ctx.out.print(ctx.out.chalk.bold(WATCH_COLUMNS.map((c) => c.padEnd(8)).join(" ")));
     for (let i = 0; !stopped; i++) {
       const stats = await admin.stats();
-      if (ctx.out.json) ctx.io.stdout.write(`${JSON.stringify({ at: Date.now(), ...stats })}\n`);
+      if (ctx.out.json) ctx.out.jsonLine({ at: Date.now(), ...stats });
       else ctx.out.print(watchLine(stats));
       if (!ctx.out.json && i > 0 && i % 20 === 0) ctx.out.print(ctx.out.chalk.bold(WATCH_COLUMNS.map((c) => c.padEnd(8)).join(" ")));
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, seconds * 1000);
-      });
+      if (!stopped) await sleep(seconds * 1000);
     }
   } finally {
     off();

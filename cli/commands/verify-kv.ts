@@ -1,7 +1,9 @@
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
+import { FLAG_BOUNDS, parseNumberFlag } from "../flags.js";
 import { formatRelative } from "../output.js";
 import { buildSyncReport } from "../sync-report.js";
+import { safeText } from "../terminal-safe.js";
 import { printItems } from "./diff.js";
 
 /**
@@ -9,11 +11,7 @@ import { printItems } from "./diff.js";
  * and entries equal to the DO's (within --max-lag-seconds when given). 0 in sync, 1 drift, 2 could not check.
  */
 export async function verifyKvCommand(ctx: CommandContext, opts: { flush?: boolean; maxLagSeconds?: string }): Promise<number> {
-  let maxLag: number | undefined;
-  if (opts.maxLagSeconds !== undefined) {
-    maxLag = Number(opts.maxLagSeconds);
-    if (!Number.isFinite(maxLag) || maxLag < 0) throw new CliError(`--max-lag-seconds must be a number >= 0 (got ${JSON.stringify(opts.maxLagSeconds)})`);
-  }
+  const maxLag = opts.maxLagSeconds === undefined ? undefined : parseNumberFlag("--max-lag-seconds", opts.maxLagSeconds, FLAG_BOUNDS.maxLagSeconds);
   if (opts.flush) {
     const flushed = await ctx.admin().flush();
     if (!flushed.written) throw new CliError(`--flush: the Worker did not write KV: ${flushed.error ?? "unknown reason"}`);
@@ -40,7 +38,7 @@ export async function verifyKvCommand(ctx: CommandContext, opts: { flush?: boole
   if (report.status === "match") ctx.out.print(c.green("verify-kv: OK, KV matches the DO"));
   else {
     ctx.out.print(c.red(`verify-kv: DRIFT`));
-    for (const p of report.problems) ctx.out.print(`  - ${p}`);
+    for (const p of report.problems) ctx.out.print(`  - ${safeText(p)}`);
   }
   return report.status === "match" ? EXIT.OK : EXIT.DRIFT;
 }

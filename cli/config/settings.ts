@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { CliError } from "../errors.js";
+import { FLAG_BOUNDS, parseNumberFlag } from "../flags.js";
 import { readLocalStackInfo } from "./local-stack.js";
 import { findWranglerToml, namespaceFromWranglerToml } from "./wrangler-toml.js";
 
@@ -38,6 +39,31 @@ export interface Settings {
   /** Where each setting came from: `doctor` prints it so a wrong value can be traced. */
   sources: Partial<Record<SettingName, Source | string>>;
   configFile?: string;
+  /** The `npm start` state file `--local` read. */
+  localFile?: string;
+  /** `--local` found a stack that runs with the admin API disabled (ADMIN_API_KEY="" in .dev.vars). */
+  localAdminDisabled?: boolean;
+  /** Why a secret cannot be sent (characters an HTTP header cannot carry); the command that needs it fails. */
+  secretProblems: Partial<Record<SecretName, string>>;
+  /** One-line notes for stderr (for example, whitespace trimmed from a secret). Never contain a secret. */
+  notes: string[];
+}
+
+export type SecretName = "apiKey" | "apiToken";
+
+/** How a secret is named in messages: what it is, never its value. */
+export const SECRET_LABEL: Record<SecretName, string> = { apiKey: "the API key", apiToken: "the Cloudflare API token" };
+
+/** undici's rule for a header value (RFC 9110 field-value octets): tab, printable ASCII and Latin-1 only. */
+const HEADER_INVALID = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** Why `value` cannot travel in an HTTP header, in words that do not reveal it; null if it can. */
+export function headerValueProblem(value: string): string | null {
+  const bad = value.match(HEADER_INVALID);
+  if (!bad) return null;
+  const ch = bad[0];
+  const what = ch === "\n" || ch === "\r" ? "a line break" : ch.charCodeAt(0) > 0xff ? "a character outside Latin-1" : "a control character";
+  return `contains characters not allowed in an HTTP header (${what} at position ${bad.index! + 1} of ${value.length})`;
 }
 
 type SettingName = "url" | "apiKey" | "accountId" | "apiToken" | "namespaceId" | "cfApiBase" | "timeoutMs";
@@ -84,20 +110,45 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv, cwd:
   const file = configPath ? readConfigFile(configPath) : {};
   const local = flags.local ? readLocalStackInfo(cwd) : undefined;
   const sources: Settings["sources"] = {};
+  const notes: string[] = [];
+  const secretProblems: Settings["secretProblems"] = {};
+  /** Where a value came from, as a person would name it in a note. */
+  const origin = (name: SettingName, source: Source | string): string => {
+    const { flag, env: envName } = SETTING_SOURCES[name];
+    if (source === "flag") return flag;
+    if (source.startsWith("local")) return local ? local.file : "the local stack file";
+    if (source.startsWith("env ")) return envName ?? source;
+    return `"${name}" in ${configPath ?? CONFIG_FILE_NAME}`;
+  };
 
   const pick = (name: SettingName, flag: string | undefined, fileKey: string, localValue?: string): string | undefined => {
     const envName = SETTING_SOURCES[name].env;
     const candidates: Array<[Source | string, unknown]> = [
       ["flag", flag],
-      ["local", localValue],
+      [local ? `local ${local.file}` : "local", localValue],
       [envName ? `env ${envName}` : "env", envName ? env[envName] : undefined],
       [configPath ? `config ${configPath}` : "config", file[fileKey]],
     ];
-    for (const [source, value] of candidates) {
-      if (typeof value === "string" && value !== "") {
-        sources[name] = source;
-        return value;
+    for (const [source, raw] of candidates) {
+      // A local stack that runs with the admin API disabled has no key to offer, and a production key exported
+      // in this shell must not be sent to it instead.
+      if (source.startsWith("local") && name === "apiKey" && local?.adminKeySource === "disabled") return undefined;
+      if (typeof raw !== "string" || raw === "") continue;
+      let value = raw;
+      if (name === "apiKey" || name === "apiToken") {
+        // `$(cat key.txt)` keeps a trailing newline, and undici refuses such a header; no secret has
+        // meaningful surrounding whitespace, so trim it, and say so (the note never shows the value).
+        value = raw.trim();
+        if (value === "") {
+          notes.push(`ignored ${SECRET_LABEL[name]} from ${origin(name, source)}: it is only whitespace`);
+          continue;
+        }
+        if (value !== raw) notes.push(`removed surrounding whitespace from ${SECRET_LABEL[name]} (${origin(name, source)})`);
+        const problem = headerValueProblem(value);
+        if (problem) secretProblems[name] = `${SECRET_LABEL[name]} (${origin(name, source)}) ${problem}`;
       }
+      sources[name] = source;
+      return value;
     }
     return undefined;
   };
@@ -109,8 +160,12 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv, cwd:
     color: flags.color !== false && !("NO_COLOR" in env && env.NO_COLOR !== ""),
     verbose: flags.verbose === true,
     sources,
+    secretProblems,
+    notes,
   };
   if (configPath) settings.configFile = configPath;
+  if (local) settings.localFile = local.file;
+  if (local?.adminKeySource === "disabled" && !flags.apiKey) settings.localAdminDisabled = true;
   const assign = (name: Exclude<SettingName, "timeoutMs" | "cfApiBase">, value: string | undefined) => {
     if (value !== undefined) settings[name] = value;
   };
@@ -136,8 +191,7 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv, cwd:
 
   const timeoutRaw = flags.timeout ?? (typeof file.timeout === "number" ? String(file.timeout) : undefined);
   if (timeoutRaw !== undefined) {
-    const ms = Number(timeoutRaw);
-    if (!Number.isInteger(ms) || ms <= 0) throw new CliError(`--timeout must be a positive number of milliseconds (got ${JSON.stringify(timeoutRaw)})`);
+    const ms = parseNumberFlag(flags.timeout !== undefined ? "--timeout" : `"timeout" in ${configPath}`, timeoutRaw, FLAG_BOUNDS.timeoutMs);
     settings.timeoutMs = ms;
     sources.timeoutMs = flags.timeout !== undefined ? "flag" : "config";
   }
@@ -148,6 +202,11 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv, cwd:
 export function requireSetting(settings: Settings, name: Exclude<SettingName, "timeoutMs" | "cfApiBase">, purpose: string): string {
   const value = settings[name];
   if (value) return value;
+  if (name === "apiKey" && settings.localAdminDisabled) {
+    throw new CliError(`${purpose} is disabled on the local stack: its .dev.vars sets ADMIN_API_KEY to an empty value (as \`wrangler dev\` would, it fails closed)`, {
+      hint: "set ADMIN_API_KEY in .dev.vars (or delete the line to use the built-in dev key) and restart `npm start`",
+    });
+  }
   const { flag, env } = SETTING_SOURCES[name];
   const extra = name === "namespaceId" ? ", or a CACHE_DO_KV binding in wrangler.toml" : "";
   throw new CliError(`${purpose} needs ${flag}${env ? ` or ${env}` : ""}${extra}`, {

@@ -11,7 +11,7 @@ import {
   type SeedResult,
 } from "../../protocol/index.js";
 import { CliError } from "../errors.js";
-import { endpoint, send, type HttpOptions, type HttpResponse, type SendInit } from "./send.js";
+import { endpoint, parseRetryAfter, send, type HttpOptions, type HttpResponse, type SendInit } from "./send.js";
 
 type Call = Omit<SendInit, "headers"> & { json?: unknown; query?: Record<string, string | number | undefined | null> };
 
@@ -73,7 +73,15 @@ export class AdminClient {
     }
     if (res.status === 403) throw new AdminApiError(403, code, `forbidden (403): ${message}`, undefined, "something in front of the Worker (Cloudflare Access, a WAF rule) refused the request");
     if (code === "admin_disabled") throw new AdminApiError(res.status, code, message, undefined, "set it with `wrangler secret put ADMIN_API_KEY` (or in .dev.vars locally)");
-    if (res.status === 429) throw new AdminApiError(429, code, `rate limited by the Worker (429): ${message}`, undefined, "wait and retry");
+    if (res.status === 429) {
+      // send() has already waited out Retry-After (up to its retries); this is what is left to say.
+      const retryAfterMs = parseRetryAfter(res.headers["retry-after"]);
+      const after = retryAfterMs === null ? "" : `; retry after ${Math.max(1, Math.ceil(retryAfterMs / 1000))} s`;
+      if (/authenticat/i.test(message)) {
+        throw new AdminApiError(429, code, `too many failed authentication attempts${after} (429 ${code})`, undefined, "the Worker slows down wrong keys from this address: check --api-key / TFTCACHE_API_KEY against its ADMIN_API_KEY, then wait before trying again");
+      }
+      throw new AdminApiError(429, code, `rate limited by the Worker (429): ${message}${after}`, undefined, "wait and retry");
+    }
     throw new AdminApiError(res.status, code, `${message} (HTTP ${res.status} ${code})`, envelope.error?.details);
   }
 

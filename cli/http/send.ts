@@ -63,6 +63,14 @@ function describeNetworkError(err: unknown, url: URL, timeoutMs: number, method:
       cause: err,
     });
   }
+  // undici refuses a header value with a line break or control character before sending anything: that is a
+  // bad setting (a secret pasted with a newline), not a network problem.
+  if (err instanceof errors.InvalidArgumentError || code === "UND_ERR_INVALID_ARG") {
+    return new CliError(`cannot send ${method} ${url.origin}${url.pathname}: ${e.message ?? "invalid request"}`, {
+      hint: "a header value (the API key or token) contains characters not allowed in an HTTP header",
+      cause: err,
+    });
+  }
   const why = code === "ECONNREFUSED" ? "connection refused" : code === "ENOTFOUND" ? "host not found" : (code ?? e.message ?? "network error");
   return new CliError(`cannot reach ${url.origin}: ${why}`, {
     hint: url.hostname === "127.0.0.1" || url.hostname === "localhost" ? "is the local stack running? start it with `npm start`" : "check --url / the network",

@@ -16,6 +16,7 @@ const scenarios: Scenario[] = [
   ["401", ["stats"], (a) => stats(a).reply(401, envelopeError("unauthorized", "API key refused"), json), /refused the API key \(401 unauthorized\)/],
   ["403 from something in front", ["stats"], (a) => stats(a).reply(403, envelopeError("forbidden", "blocked by policy"), json), /forbidden \(403\): blocked by policy/],
   ["429 that never clears", ["stats"], (a) => stats(a).reply(429, envelopeError("rate_limited", "slow down"), { headers: { "content-type": "application/json", "retry-after": "1" } }).times(4), /rate limited by the Worker \(429\)/],
+  ["429 from the Worker's failed-auth throttle", ["stats"], (a) => stats(a).reply(429, envelopeError("rate_limited", "too many failed authentication attempts from this client; retry after 60 s"), { headers: { "content-type": "application/json", "retry-after": "600" } }), /^error: too many failed authentication attempts; retry after 600 s \(429 rate_limited\)$/m],
   ["500", ["stats"], (a) => stats(a).reply(500, envelopeError("internal_error", "internal error; see the Worker's logs"), json).times(4), /internal error; see the Worker's logs \(HTTP 500 internal_error\)/],
   ["admin API disabled", ["stats"], (a) => stats(a).reply(503, envelopeError("admin_disabled", "the admin API is disabled: ADMIN_API_KEY is not set on this Worker"), json).times(4), /ADMIN_API_KEY is not set/],
   ["Cloudflare success:false with several errors", ["get", "k", "--from", "kv"], (a) => kvGet(a).reply(400, { success: false, errors: [{ code: 10001, message: "bad thing" }, { code: 10002, message: "worse thing" }], messages: [], result: null }), /\[10001\] bad thing; \[10002\] worse thing/],
@@ -46,6 +47,19 @@ describe("CLI failure modes: exit 2, one clear line (and a hint), no stack trace
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/retrying \(ECONNRESET\), attempt 1/);
     expect(r.stderr).toMatch(/\n\s+at /);
+    expectNoSecrets(r);
+  });
+
+  it("a failed-auth 429 is retried only as Retry-After says (no spin), then reported as too many attempts", async () => {
+    const agent = mockAgent();
+    stats(agent).reply(429, envelopeError("rate_limited", "too many failed authentication attempts from this client; retry after 30 s"), { headers: { "content-type": "application/json", "retry-after": "30" } }).times(4);
+    const r = await cli([...target, "stats"], { agent });
+    expect(r.code).toBe(2);
+    expect(r.sleeps).toEqual([30_000, 30_000, 30_000]);
+    expect(r.stderr).toMatch(/^error: too many failed authentication attempts; retry after 30 s \(429 rate_limited\)$/m);
+    expect(r.stderr).toMatch(/^hint: .*check --api-key \/ TFTCACHE_API_KEY/m);
+    // A wait that long is said, not silent, even without --verbose.
+    expect(r.stderr).toMatch(/^HTTP 429: waiting 30 s as the server asked \(Retry-After\), then retrying \(attempt 1\)$/m);
     expectNoSecrets(r);
   });
 

@@ -20,6 +20,20 @@ export function mockAgent(): MockAgent {
   return agent;
 }
 
+/** Ctrl-C on demand: a test presses it when something observable happened (a request arrived, a line printed). */
+export class CtrlC {
+  private readonly listeners = new Set<() => void>();
+  pressed = 0;
+  press(): void {
+    this.pressed++;
+    for (const listener of [...this.listeners]) listener();
+  }
+  listen(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
 export interface CliRun {
   code: number;
   stdout: string;
@@ -30,26 +44,42 @@ export interface CliRun {
 /** Runs the CLI in-process against a MockAgent, with a working directory that has no config files. */
 export async function cli(
   argv: string[],
-  opts: { agent?: MockAgent; env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string; stdinTTY?: boolean; stdoutTTY?: boolean; interruptAfterMs?: number } = {},
+  opts: {
+    agent?: MockAgent;
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    stdin?: string;
+    stdinTTY?: boolean;
+    stdoutTTY?: boolean;
+    /** Pressed by the test itself (from a MockAgent reply callback, say). */
+    ctrlC?: CtrlC;
+    /** Presses Ctrl-C once, as soon as the output so far satisfies this: an event, never a timer. */
+    interruptWhen?: (out: { stdout: string; stderr: string }) => boolean;
+  } = {},
 ): Promise<CliRun> {
   let stdout = "";
   let stderr = "";
   const sleeps: number[] = [];
   const stdin = Readable.from(opts.stdin === undefined ? [] : [Buffer.from(opts.stdin)]) as Readable & { isTTY?: boolean };
   stdin.isTTY = opts.stdinTTY ?? false;
-  const listeners = new Set<() => void>();
+  const ctrlC = opts.ctrlC ?? new CtrlC();
+  let fired = false;
+  const check = () => {
+    if (!fired && opts.interruptWhen?.({ stdout, stderr })) {
+      fired = true;
+      ctrlC.press();
+    }
+  };
   const io: Io = {
-    stdout: { write: (s: string) => (stdout += s), isTTY: opts.stdoutTTY ?? false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
+    stdout: { write: (s: string) => ((stdout += s), check()), isTTY: opts.stdoutTTY ?? false },
+    stderr: { write: (s: string) => ((stderr += s), check()), isTTY: false },
     stdin,
     env: opts.env ?? {},
     cwd: opts.cwd ?? mkdtempSync(join(tmpdir(), "tftcache-cli-")),
     onInterrupt(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
+      return ctrlC.listen(listener);
     },
   };
-  if (opts.interruptAfterMs !== undefined) setTimeout(() => listeners.forEach((l) => l()), opts.interruptAfterMs);
   const code = await run(argv, io, {
     ...(opts.agent ? { dispatcher: opts.agent } : {}),
     sleep: async (ms) => {
