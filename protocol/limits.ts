@@ -4,6 +4,8 @@ export const MAX_VALUE_BYTES = 1024 * 1024;
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const MAX_SEED_ENTRIES = 10_000;
 export const MAX_LIST_LIMIT = 1000;
+/** Admin keys shorter than this fall to guessing even when throttled: the Worker logs it, `doctor` warns. */
+export const MIN_ADMIN_KEY_LENGTH = 16;
 /**
  * How deeply arrays and objects may nest in a value. Quotes and order books need a handful of levels; 100 leaves
  * ample room while keeping every recursive walk of a value (canonical JSON, the digest) far from the stack limit.

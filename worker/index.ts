@@ -1,4 +1,4 @@
-import { API_PREFIX, VERSION } from "../protocol/index.js";
+import { API_PREFIX, MIN_ADMIN_KEY_LENGTH, VERSION } from "../protocol/index.js";
 import { readConfig } from "./config.js";
 import type { Env } from "./env.js";
 import { createLogger } from "./log.js";
@@ -7,12 +7,11 @@ import { authorize } from "./http/auth.js";
 import { discardBody } from "./http/body.js";
 import { HttpError, error, json } from "./http/envelope.js";
 
+// Everything exported here is an entrypoint to workerd: only handlers and classes, never constants.
 export { CacheDurableObject } from "./cache/cache-do.js";
 export { CacheService } from "./service.js";
 export type { Env } from "./env.js";
 
-/** Shorter keys fall to guessing in seconds even when throttled; `tftcache doctor` says the same. */
-export const MIN_ADMIN_KEY_LENGTH = 16;
 let weakKeyWarned = false;
 
 function warnOnceIfWeak(key: string | undefined): void {
