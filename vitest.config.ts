@@ -9,6 +9,9 @@ function bundle(entry: string, name: string): string {
   return outfile;
 }
 
+/** tftcache itself, for the consumer project's auxiliary Workers (with the DO, and KV-only with the flag off). */
+const tftcacheScript = bundle("worker/index.ts", "tftcache");
+
 /** Vars every worker-suite DO sees: a known admin key, quiet logs, a budget small enough to exhaust in a test. */
 const workerBindings = {
   ADMIN_API_KEY: "test-admin-key-0123456789",
@@ -38,12 +41,21 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: { ...workerBindings },
-              serviceBindings: { CONSUMER: "tftcache-consumer", CACHE_ADMIN: "tftcache" },
+              // The tests read tftcache's KV namespaces directly (rpc-surface: an attack must leave both keys as they were).
+              kvNamespaces: { CACHE_DO_KV: "consumer-test-kv", KV_ONLY_KV: "consumer-test-kv-only" },
+              serviceBindings: {
+                CONSUMER: "tftcache-consumer",
+                CACHE_ADMIN: "tftcache",
+                ATTACKER: "tftcache-attacker",
+                // The entrypoint itself, from another Worker: what a consumer's binding gets (test/consumer/binding).
+                TFTCACHE: { name: "tftcache", entrypoint: "CacheService" },
+                TFTCACHE_KV_ONLY: { name: "tftcache-kv-only", entrypoint: "CacheService" },
+              },
               workers: [
                 {
                   name: "tftcache",
                   modules: true,
-                  scriptPath: bundle("worker/index.ts", "tftcache"),
+                  scriptPath: tftcacheScript,
                   compatibilityDate: "2026-04-20",
                   durableObjects: { CACHE_DO: { className: "CacheDurableObject", useSQLite: true } },
                   kvNamespaces: { CACHE_DO_KV: "consumer-test-kv" },
@@ -56,11 +68,29 @@ export default defineConfig({
                   compatibilityDate: "2026-04-20",
                   serviceBindings: { TFTCACHE: { name: "tftcache", entrypoint: "CacheService" } },
                 },
+                {
+                  // tftcache with FEATURE_FLAG_DO_CACHE=false: CacheService answers from its own KV namespace.
+                  name: "tftcache-kv-only",
+                  modules: true,
+                  scriptPath: tftcacheScript,
+                  compatibilityDate: "2026-04-20",
+                  kvNamespaces: { CACHE_DO_KV: "consumer-test-kv-only" },
+                  bindings: { ADMIN_API_KEY: workerBindings.ADMIN_API_KEY, LOG_LEVEL: "error", FEATURE_FLAG_DO_CACHE: "false" },
+                },
+                {
+                  // Holds only the CacheService binding and tries every other name on it (test/consumer/rpc-surface).
+                  name: "tftcache-attacker",
+                  modules: true,
+                  scriptPath: bundle("test/consumer/attacker.ts", "attacker"),
+                  compatibilityDate: "2026-04-20",
+                  serviceBindings: { TFTCACHE: { name: "tftcache", entrypoint: "CacheService" } },
+                },
               ],
             },
           }),
         ],
-        test: { name: "consumer", include: ["test/consumer/**/*.test.ts"], testTimeout: 30_000 },
+        // One file at a time: the files share the auxiliary Workers' cache, and rpc-surface compares it before and after.
+        test: { name: "consumer", include: ["test/consumer/**/*.test.ts"], testTimeout: 30_000, fileParallelism: false },
       },
       // The pure module runs here too: the digest must agree between workerd and Node 20.
       { test: { name: "cli", include: ["test/cli/**/*.test.ts", "test/protocol/**/*.test.ts"], environment: "node" } },

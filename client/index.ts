@@ -2,15 +2,28 @@
  * The application-side client: `createCacheClient(env.TFTCACHE, { kv: env.CACHE_DO_KV, ctx })`.
  *
  * It never throws for a cache problem: if the tftcache Worker cannot be reached it reads the KV snapshot (when
- * a `kv` binding is given), and otherwise reports a miss. The one error that does reach the caller is its own
- * loader's, from getOrSet: a failing market-data call is the application's to handle.
+ * a `kv` binding is given), and otherwise reports a miss; a value the cache refuses (too large, not JSON, a bad
+ * key or TTL) is returned uncached. The errors that do reach the caller are its loader's, from getOrSet: the
+ * loader threw, or did not settle within loadTimeoutMs (LoaderTimeoutError). A failing market-data call is the
+ * application's to handle.
  */
-import type { GetOrSetOptions, ServiceGetOrSet, ServiceRead, ServiceWrite } from "../protocol/service.js";
+import {
+  effectiveLoadTimeout,
+  errorMessage,
+  keyedRecord,
+  ownValue,
+  settleWithin,
+  type GetOrSetOptions,
+  type ServiceGetOrSet,
+  type ServiceRead,
+  type ServiceWrite,
+} from "../protocol/service.js";
 import { findLive, readSnapshot } from "../protocol/snapshot-read.js";
 
 export type { GetOrSetOptions, ServiceRead };
+export { DEFAULT_LOAD_TIMEOUT_MS, MAX_LOAD_TIMEOUT_MS } from "../protocol/service.js";
 
-/** The service binding's shape, as `entrypoint = "CacheService"` exposes it. */
+/** The service binding's shape, as `entrypoint = "CacheService"` exposes it: these six methods and nothing else. */
 export interface CacheServiceBinding {
   get(key: string): Promise<ServiceRead>;
   getMany(keys: string[]): Promise<Record<string, ServiceRead>>;
@@ -36,8 +49,11 @@ export interface ClientStats {
   hits: number;
   misses: number;
   stale: number;
+  /** Loader calls this client made (cached or not). */
   loads: number;
+  /** Reads answered from the KV snapshot (or nowhere) because tftcache was bypassed or unreachable. */
   fallbacks: number;
+  /** Cache problems absorbed: tftcache unreachable, or a value, key or option it refused. */
   errors: number;
 }
 
@@ -46,9 +62,27 @@ export interface CacheClient {
   getMany<T = unknown>(keys: string[]): Promise<Map<string, T>>;
   set(key: string, value: unknown, opts?: { ttlSeconds?: number }): Promise<boolean>;
   delete(key: string): Promise<boolean>;
+  /**
+   * The cached value, or the loader's. Rejects only with the loader's own error: what it threw (or, for a
+   * request that joined another request's load of the key, an Error with that load's message), or a
+   * LoaderTimeoutError when the load did not settle within loadTimeoutMs.
+   */
   getOrSet<T>(key: string, loader: () => T | Promise<T>, opts?: GetOrSetOptions): Promise<T>;
   stats(): ClientStats;
 }
+
+/** The load of a key did not settle within loadTimeoutMs: every request waiting for it gets this. */
+export class LoaderTimeoutError extends Error {
+  override readonly name = "LoaderTimeoutError";
+  constructor(
+    readonly key: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`loader for ${JSON.stringify(key)} did not settle within ${timeoutMs} ms`);
+  }
+}
+
+const NO_BINDING = "no TFTCACHE service binding";
 
 export function createCacheClient(binding: CacheServiceBinding | undefined, opts: CacheClientOptions = {}): CacheClient {
   const counters: ClientStats = { hits: 0, misses: 0, stale: 0, loads: 0, fallbacks: 0, errors: 0 };
@@ -57,10 +91,14 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
     if (opts.log) opts.log(line);
     else if (event !== "hit" && event !== "miss") console.warn(line);
   };
+  /** A cache problem the caller never sees as an exception: counted and logged. */
+  const absorb = (event: string, key: string, error: string) => {
+    counters.errors++;
+    log(event, { key, error });
+  };
 
   /** The last resort: the snapshot straight from KV, read-only, read once for all `keys`. */
   async function fromKv(keys: string[], reason: string): Promise<Record<string, ServiceRead>> {
-    const out: Record<string, ServiceRead> = {};
     for (const key of keys) {
       counters.fallbacks++;
       log("fallback", { key, reason });
@@ -68,16 +106,17 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
     const kv = opts.kv;
     const read = kv ? await readSnapshot((k) => kv.get(k, "text")) : null;
     const now = Date.now();
-    for (const key of keys) {
-      const entry = read?.ok ? findLive(read.snapshot, key, now) : undefined;
-      if (entry) out[key] = { found: true, value: entry.value, source: "kv" };
-      else if (!read) out[key] = { found: false, source: "none", fallbackReason: reason };
-      else out[key] = { found: false, source: read.ok ? "kv" : "none" };
-    }
-    return out;
+    return keyedRecord(
+      keys.map((key): [string, ServiceRead] => {
+        const entry = read?.ok ? findLive(read.snapshot, key, now) : undefined;
+        if (entry) return [key, { found: true, value: entry.value, source: "kv" }];
+        if (!read) return [key, { found: false, source: "none", fallbackReason: reason }];
+        return [key, read.ok ? { found: false, source: "kv" } : { found: false, source: "none", fallbackReason: `${reason}; ${read.reason}` }];
+      }),
+    );
   }
 
-  const fromKvOne = async (key: string, reason: string) => (await fromKv([key], reason))[key]!;
+  const fromKvOne = async (key: string, reason: string) => ownValue(await fromKv([key], reason), key)!;
 
   function count(read: ServiceRead, key: string): void {
     if (read.source === "kv" && read.fallbackReason) {
@@ -90,12 +129,12 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
   }
 
   async function read(key: string): Promise<ServiceRead> {
-    if (!binding) return fromKvOne(key, "no TFTCACHE service binding");
+    if (!binding) return fromKvOne(key, NO_BINDING);
     try {
       return await binding.get(key);
     } catch (err) {
       counters.errors++;
-      return fromKvOne(key, `tftcache unreachable: ${(err as Error).message}`);
+      return fromKvOne(key, `tftcache unreachable: ${errorMessage(err)}`);
     }
   }
 
@@ -109,15 +148,17 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
     async getMany<T>(keys: string[]) {
       const out = new Map<string, T>();
       let reads: Record<string, ServiceRead>;
-      try {
-        if (!binding) throw new Error("no TFTCACHE service binding");
-        reads = await binding.getMany(keys);
-      } catch (err) {
-        counters.errors++;
-        reads = await fromKv(keys, `tftcache unreachable: ${(err as Error).message}`);
+      if (!binding) reads = await fromKv(keys, NO_BINDING);
+      else {
+        try {
+          reads = await binding.getMany(keys);
+        } catch (err) {
+          counters.errors++;
+          reads = await fromKv(keys, `tftcache unreachable: ${errorMessage(err)}`);
+        }
       }
       for (const key of keys) {
-        const r = reads[key] ?? { found: false, source: "none" as const };
+        const r = ownValue(reads, key) ?? { found: false, source: "none" as const };
         count(r, key);
         if (r.found) out.set(key, r.value as T);
       }
@@ -126,42 +167,85 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
 
     async set(key, value, setOpts = {}) {
       try {
-        const r = binding ? await binding.set(key, value, setOpts) : { ok: false, error: "no TFTCACHE service binding" };
-        if (!r.ok) log("set_failed", { key, error: r.error });
+        const r = binding ? await binding.set(key, value, setOpts) : { ok: false, error: NO_BINDING };
+        if (!r.ok) absorb("set_failed", key, r.error ?? "refused");
         return r.ok;
       } catch (err) {
-        counters.errors++;
-        log("set_failed", { key, error: (err as Error).message });
+        absorb("set_failed", key, errorMessage(err));
         return false;
       }
     },
 
     async delete(key) {
       try {
-        return binding ? (await binding.delete(key)).deleted : false;
-      } catch {
-        counters.errors++;
+        if (!binding) return false;
+        const r = await binding.delete(key);
+        if (!r.ok) absorb("delete_failed", key, r.error ?? "refused");
+        return r.deleted;
+      } catch (err) {
+        absorb("delete_failed", key, errorMessage(err));
         return false;
       }
     },
 
-    async getOrSet<T>(key: string, loader: () => T | Promise<T>, gsOpts: GetOrSetOptions = {}): Promise<T> {
+    async getOrSet<T>(key: string, loader: () => T | Promise<T>, gsOpts?: GetOrSetOptions): Promise<T> {
+      const timeoutMs = effectiveLoadTimeout(gsOpts);
+      /** This caller's own load, if the cache called the loader for it. */
+      let own: Promise<T> | undefined;
+      const tracked = () => {
+        own = (async () => loader())();
+        own.catch(() => {}); // its error reaches the caller through the cache's answer, below
+        return own;
+      };
+
+      const timedOut = (error?: string) => {
+        log("loader_timeout", { key, timeoutMs, ...(error ? { error } : {}) });
+        return new LoaderTimeoutError(key, timeoutMs);
+      };
+      /** The loader's value without the cache: the load this call already started, else a fresh one, bounded. */
+      const uncached = async (): Promise<T> => {
+        counters.loads++;
+        const settled = await settleWithin(own ? () => own! : loader, timeoutMs);
+        if (settled.status === "ok") return settled.value;
+        if (settled.status === "threw") throw settled.error;
+        throw timedOut();
+      };
+
       let r: ServiceGetOrSet;
       try {
-        if (!binding) throw new Error("no TFTCACHE service binding");
-        r = await binding.getOrSet(key, loader, gsOpts);
+        if (!binding) throw new Error(NO_BINDING);
+        r = await binding.getOrSet(key, tracked, gsOpts);
       } catch (err) {
-        counters.errors++;
-        const kv = await fromKvOne(key, `tftcache unreachable: ${(err as Error).message}`);
+        const reason = binding ? `tftcache unreachable: ${errorMessage(err)}` : NO_BINDING;
+        if (binding) counters.errors++;
+        const kv = await fromKvOne(key, reason);
         if (kv.found) {
           counters.hits++;
           return kv.value as T;
         }
         counters.misses++;
-        counters.loads++;
-        return loader();
+        return uncached();
       }
-      if (!r.ok) throw new Error(r.error ?? `getOrSet ${key} failed`);
+
+      if (!r.ok) {
+        counters.misses++;
+        if (r.code === "loader_timeout") throw timedOut(r.error);
+        // The caller's own loader ran: its outcome is the answer (its error is the caller's to handle).
+        if (own) {
+          const settled = await settleWithin(() => own!, timeoutMs);
+          if (settled.status === "threw") throw settled.error;
+          absorb("getorset_failed", key, r.error ?? r.code ?? "getOrSet failed");
+          counters.loads++;
+          if (settled.status === "timeout") throw timedOut();
+          return settled.value;
+        }
+        // Joined another request's load of this key, which failed: that is the loader's error, not the cache's.
+        if (r.code === "loader_failed") throw new Error(r.error ?? `loader for ${JSON.stringify(key)} failed`);
+        // The cache refused before loading (key, TTL, options) or could not store what another request loaded.
+        absorb("getorset_failed", key, r.error ?? r.code ?? "getOrSet failed");
+        return uncached();
+      }
+
       if (r.source === "kv") counters.fallbacks++;
       if (r.state === "hit") counters.hits++;
       else if (r.state === "stale") {
@@ -169,7 +253,14 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
         counters.stale++;
         if (opts.ctx && binding) {
           const b = binding;
-          opts.ctx.waitUntil(b.refresh(key, loader, gsOpts).catch((err: Error) => log("refresh_failed", { key, error: err.message })));
+          opts.ctx.waitUntil(
+            b
+              .refresh(key, loader, gsOpts)
+              .then((res) => {
+                if (!res.ok) log("refresh_failed", { key, code: res.code, error: res.error });
+              })
+              .catch((err: unknown) => log("refresh_failed", { key, error: errorMessage(err) })),
+          );
         }
       } else {
         counters.misses++;

@@ -1,10 +1,41 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { canonicalJson, findLive, keyProblem, type GetOrSetOptions, type ServiceGetOrSet, type ServiceRead, type ServiceWrite } from "../protocol/index.js";
+import {
+  canonicalJson,
+  effectiveLoadTimeout,
+  errorMessage,
+  findLive,
+  getOrSetProblem,
+  keyProblem,
+  keyedRecord,
+  settleWithin,
+  ttlProblem,
+  type GetOrSetOptions,
+  type ServiceGetOrSet,
+  type ServiceRead,
+  type ServiceWrite,
+} from "../protocol/index.js";
 import type { StoredEntryView } from "./cache/cache-do.js";
-import { readConfig } from "./config.js";
+import type { ReadThroughResult } from "./cache/read-through.js";
+import { readConfig, type CacheConfig } from "./config.js";
 import { cacheStub, type Env } from "./env.js";
 import { readKvSnapshot } from "./kv-snapshot-reader.js";
-import { createLogger } from "./log.js";
+import { createLogger, type Logger } from "./log.js";
+
+/*
+ * Security: everything on CacheService.prototype is callable by any Worker holding the service binding (RPC
+ * exposes prototype methods and getters; TypeScript's `private` does not exist at runtime). So the class holds
+ * exactly the documented API and nothing else: helpers are module functions, state is in #private fields.
+ * test/consumer/rpc-surface.test.ts pins the prototype and attacks every other name through a real binding.
+ */
+
+interface Deps {
+  env: Env;
+  config: CacheConfig;
+  log: Logger;
+}
+
+const READ_ONLY = "FEATURE_FLAG_DO_CACHE is false: the cache is read-only";
+const FLAG_OFF = "FEATURE_FLAG_DO_CACHE is false";
 
 const toRead = (view: StoredEntryView): ServiceRead => ({
   found: true,
@@ -14,120 +45,137 @@ const toRead = (view: StoredEntryView): ServiceRead => ({
   ...(view.stale ? { stale: true } : {}),
 });
 
+const unreachable = (err: unknown) => `DO unreachable: ${errorMessage(err)}`;
+
+/** Reads the KV snapshot once and answers every key from it (a torn or corrupt snapshot answers nothing). */
+async function fromKv({ env, log }: Deps, keys: string[], reason: string): Promise<Array<[string, ServiceRead]>> {
+  for (const key of keys) log("warn", "DUAL_CACHE_DO", "fallback", { key, reason });
+  const read = await readKvSnapshot(env.CACHE_DO_KV);
+  const now = Date.now();
+  return keys.map((key): [string, ServiceRead] => {
+    const entry = read.ok ? findLive(read.snapshot, key, now) : undefined;
+    if (entry) return [key, { found: true, value: entry.value, expiresAt: entry.expiresAt, source: "kv", fallbackReason: reason }];
+    return [key, { found: false, source: read.ok ? "kv" : "none", fallbackReason: read.ok ? reason : `${reason}; ${read.reason}` }];
+  });
+}
+
+const fromKvOne = async (deps: Deps, key: string, reason: string): Promise<ServiceRead> => (await fromKv(deps, [key], reason))[0]![1];
+
+function fromDo(r: ReadThroughResult): ServiceGetOrSet {
+  if (r.ok) return { ok: true, value: JSON.parse(r.data.valueJson), state: r.data.state, source: "do" };
+  return { ok: false, source: "do", code: r.code, error: r.message };
+}
+
+/** getOrSet and refresh: the DO's single flight, or with the DO bypassed or unreachable a KV hit, else the loader uncached. */
+async function readThrough(deps: Deps, op: "getOrSet" | "refresh", key: string, loader: () => unknown, opts: GetOrSetOptions | undefined): Promise<ServiceGetOrSet> {
+  const problem = getOrSetProblem(key, loader, opts);
+  if (problem) return { ok: false, source: "none", code: "bad_request", error: problem };
+  let fallbackReason = FLAG_OFF;
+  if (deps.config.featureFlagDoCache) {
+    try {
+      return fromDo(await cacheStub(deps.env)[op](key, loader, opts));
+    } catch (err) {
+      fallbackReason = unreachable(err);
+    }
+  }
+  const kv = await fromKvOne(deps, key, fallbackReason);
+  if (kv.found) return { ok: true, value: kv.value, state: "hit", source: "kv" };
+  const timeoutMs = effectiveLoadTimeout(opts);
+  const settled = await settleWithin(() => loader(), timeoutMs);
+  const name = JSON.stringify(key);
+  if (settled.status === "ok") return { ok: true, value: settled.value, state: "uncached", source: "loader" };
+  if (settled.status === "timeout") return { ok: false, source: "loader", code: "loader_timeout", error: `loader for ${name} did not settle within ${timeoutMs} ms` };
+  return { ok: false, source: "loader", code: "loader_failed", error: `loader for ${name} failed: ${errorMessage(settled.error)}` };
+}
+
 /**
  * The cache for application Workers: `[[services]] binding = "TFTCACHE", service = "tftcache",
- * entrypoint = "CacheService"`. No HTTP, no admin key: the service binding is the capability. Cache failures
- * come back as values (found: false, ok: false), so an application never has to catch them.
+ * entrypoint = "CacheService"`. No HTTP, no admin key: the service binding is the capability, and what it grants
+ * is exactly these six methods. Cache failures come back as values (found: false, ok: false), never as
+ * exceptions, so an application never has to catch them.
  */
 export class CacheService extends WorkerEntrypoint<Env> {
-  private readonly config = readConfig(this.env).config;
-  private readonly log = createLogger(this.config.logLevel);
+  readonly #deps: Deps;
 
-  private stub() {
-    return cacheStub(this.env);
-  }
-
-  /** Reads the KV snapshot once and answers every key from it. */
-  private async fromKv(keys: string[], reason: string): Promise<Record<string, ServiceRead>> {
-    for (const key of keys) this.log("warn", "DUAL_CACHE_DO", "fallback", { key, reason });
-    const read = await readKvSnapshot(this.env.CACHE_DO_KV);
-    const now = Date.now();
-    const out: Record<string, ServiceRead> = {};
-    for (const key of keys) {
-      const entry = read.ok ? findLive(read.snapshot, key, now) : undefined;
-      out[key] = entry
-        ? { found: true, value: entry.value, expiresAt: entry.expiresAt, source: "kv", fallbackReason: reason }
-        : { found: false, source: read.ok ? "kv" : "none", fallbackReason: read.ok ? reason : `${reason}; ${read.reason}` };
-    }
-    return out;
-  }
-
-  private async fromKvOne(key: string, reason: string): Promise<ServiceRead> {
-    return (await this.fromKv([key], reason))[key]!;
+  constructor(ctx: ExecutionContext, env: Env) {
+    super(ctx, env);
+    const { config } = readConfig(env);
+    this.#deps = { env, config, log: createLogger(config.logLevel) };
   }
 
   async get(key: string): Promise<ServiceRead> {
     const invalid = keyProblem(key);
     if (invalid) return { found: false, source: "none", fallbackReason: invalid };
-    if (!this.config.featureFlagDoCache) return this.fromKvOne(key, "FEATURE_FLAG_DO_CACHE is false");
+    if (!this.#deps.config.featureFlagDoCache) return fromKvOne(this.#deps, key, FLAG_OFF);
     try {
-      const r = await this.stub().getEntry(key);
+      const r = await cacheStub(this.#deps.env).getEntry(key);
       return r.ok ? toRead(r.data) : { found: false, source: "do" };
     } catch (err) {
-      return this.fromKvOne(key, `DO unreachable: ${(err as Error).message}`);
+      return fromKvOne(this.#deps, key, unreachable(err));
     }
   }
 
+  /** One answer per key, as an own property even for keys like "__proto__" (read it with Object.hasOwn). */
   async getMany(keys: string[]): Promise<Record<string, ServiceRead>> {
-    if (!this.config.featureFlagDoCache) return this.fromKv(keys, "FEATURE_FLAG_DO_CACHE is false");
+    if (!Array.isArray(keys)) return {};
+    if (!this.#deps.config.featureFlagDoCache) return keyedRecord(await fromKv(this.#deps, keys, FLAG_OFF));
     try {
-      const views = await this.stub().getMany(keys.filter((k) => !keyProblem(k)));
-      const out: Record<string, ServiceRead> = {};
-      for (const key of keys) out[key] = views[key] ? toRead(views[key]!) : { found: false, source: "do" };
-      return out;
+      const views = await cacheStub(this.#deps.env).getMany(keys.filter((k) => !keyProblem(k)));
+      return keyedRecord(
+        keys.map((key): [string, ServiceRead] => {
+          const view = views.get(key);
+          return [key, view ? toRead(view) : { found: false, source: "do" }];
+        }),
+      );
     } catch (err) {
-      return this.fromKv(keys, `DO unreachable: ${(err as Error).message}`);
+      return keyedRecord(await fromKv(this.#deps, keys, unreachable(err)));
     }
   }
 
   async set(key: string, value: unknown, opts: { ttlSeconds?: number } = {}): Promise<ServiceWrite> {
-    if (!this.config.featureFlagDoCache) return { ok: false, error: "FEATURE_FLAG_DO_CACHE is false: the cache is read-only" };
+    if (!this.#deps.config.featureFlagDoCache) return { ok: false, error: READ_ONLY };
+    const invalid = keyProblem(key) ?? (typeof opts === "object" && opts !== null ? ttlProblem(opts.ttlSeconds) : "options must be an object");
+    if (invalid) return { ok: false, error: invalid };
     let text: string;
     try {
       text = canonicalJson(value);
-    } catch {
-      return { ok: false, error: "value is not representable as JSON" };
-    }
-    // Key, TTL and size are checked once, by the DO (entryProblem), and its reason comes back as `error`.
-    try {
-      const r = await this.stub().putEntry({ key, value: text, ...(opts.ttlSeconds === undefined ? {} : { ttlSeconds: opts.ttlSeconds }) });
-      return r.ok ? { ok: true } : { ok: false, error: "message" in r ? String(r.message) : "rejected" };
     } catch (err) {
-      return { ok: false, error: `DO unreachable: ${(err as Error).message}` };
+      // A Map, Set, BigInt, function, NaN or a too deep value is refused, never stored as something else.
+      return { ok: false, error: errorMessage(err) };
+    }
+    // Size and the rest are checked once, by the DO (entryProblem), and its reason comes back as `error`.
+    try {
+      const r = await cacheStub(this.#deps.env).putEntry({ key, value: text, ...(opts.ttlSeconds === undefined ? {} : { ttlSeconds: opts.ttlSeconds }) });
+      if (r.ok) return { ok: true };
+      return { ok: false, error: "message" in r ? String(r.message) : "rejected" };
+    } catch (err) {
+      return { ok: false, error: unreachable(err) };
     }
   }
 
   async delete(key: string): Promise<ServiceWrite & { deleted: boolean }> {
-    if (!this.config.featureFlagDoCache) return { ok: false, deleted: false, error: "FEATURE_FLAG_DO_CACHE is false: the cache is read-only" };
+    if (!this.#deps.config.featureFlagDoCache) return { ok: false, deleted: false, error: READ_ONLY };
+    const invalid = keyProblem(key);
+    if (invalid) return { ok: false, deleted: false, error: invalid };
     try {
-      const r = await this.stub().deleteEntry(key);
+      const r = await cacheStub(this.#deps.env).deleteEntry(key);
       return { ok: true, deleted: r.ok };
     } catch (err) {
-      return { ok: false, deleted: false, error: `DO unreachable: ${(err as Error).message}` };
+      return { ok: false, deleted: false, error: unreachable(err) };
     }
   }
 
   /**
    * Read-through with single flight inside the DO. `loader` is the caller's function, passed over RPC; the DO
-   * calls it back at most once per key at a time. With the DO bypassed or unreachable, a KV hit is served and
-   * otherwise the loader runs uncached.
+   * calls it back at most once per key at a time, for at most opts.loadTimeoutMs. With the DO bypassed or
+   * unreachable, a KV hit is served and otherwise the loader runs uncached.
    */
-  async getOrSet(key: string, loader: () => unknown, opts: GetOrSetOptions = {}): Promise<ServiceGetOrSet> {
-    return this.readThrough("getOrSet", key, loader, opts);
+  async getOrSet(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ServiceGetOrSet> {
+    return readThrough(this.#deps, "getOrSet", key, loader, opts);
   }
 
   /** The background half of stale-while-revalidate: the caller runs it in its own ctx.waitUntil. */
-  async refresh(key: string, loader: () => unknown, opts: GetOrSetOptions = {}): Promise<ServiceGetOrSet> {
-    return this.readThrough("refresh", key, loader, opts);
-  }
-
-  private async readThrough(op: "getOrSet" | "refresh", key: string, loader: () => unknown, opts: GetOrSetOptions): Promise<ServiceGetOrSet> {
-    let fallbackReason = "FEATURE_FLAG_DO_CACHE is false";
-    if (this.config.featureFlagDoCache) {
-      try {
-        const r = await this.stub()[op](key, loader, opts);
-        if (r.ok) return { ok: true, value: JSON.parse(r.data.valueJson), state: r.data.state, source: "do" };
-        return { ok: false, source: "do", error: "message" in r ? String(r.message) : "getOrSet failed" };
-      } catch (err) {
-        fallbackReason = `DO unreachable: ${(err as Error).message}`;
-      }
-    }
-    const kv = await this.fromKvOne(key, fallbackReason);
-    if (kv.found) return { ok: true, value: kv.value, state: "hit", source: "kv" };
-    try {
-      return { ok: true, value: await loader(), state: "uncached", source: "loader" };
-    } catch (err) {
-      return { ok: false, source: "loader", error: `loader for ${JSON.stringify(key)} failed: ${(err as Error)?.message ?? String(err)}` };
-    }
+  async refresh(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ServiceGetOrSet> {
+    return readThrough(this.#deps, "refresh", key, loader, opts);
   }
 }

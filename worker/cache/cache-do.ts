@@ -15,7 +15,6 @@ import {
   type EntriesSnapshot,
   type FlushResult,
   type GetOrSetOptions,
-  type GetOrSetState,
   type KeyListing,
   type KvSnapshotReport,
   type LoadSource,
@@ -31,6 +30,7 @@ import { createLogger, type Logger } from "../log.js";
 import { fail, ok, type Result } from "../result.js";
 import { KvSync, type BuiltSnapshot } from "./kv-sync.js";
 import { LruMemory, type MemoryEntry } from "./memory.js";
+import { ReadThrough, type ReadThroughResult } from "./read-through.js";
 import { buildEntriesSnapshot } from "./snapshot-builder.js";
 import { EntryStorage } from "./storage.js";
 
@@ -64,11 +64,6 @@ interface Counters {
 /** Past a stale-while-revalidate entry's fresh period (callers check the hard expiry separately). */
 const isStale = (entry: MemoryEntry, now: number) => entry.freshUntil !== undefined && entry.freshUntil <= now;
 
-function readThroughProblem(key: string, opts: GetOrSetOptions): Result<never> | null {
-  const problem = keyProblem(key) ?? ttlProblem(opts.ttlSeconds) ?? ttlProblem(opts.staleWhileRevalidateSeconds);
-  return problem ? fail(400, "bad_request", problem) : null;
-}
-
 /**
  * The cache: memory (LRU Map) in front of SQLite rows in DO storage, with a coalesced KV snapshot behind both.
  * Public methods are its RPC surface; the admin Worker and application Workers call them on a stub.
@@ -89,8 +84,17 @@ export class CacheDurableObject extends DurableObject<Env> {
   private readonly touched = new Map<string, number>();
   private earliestExpiry = Number.POSITIVE_INFINITY;
   private scheduledAlarm: number | null = null;
-  /** getOrSet loads in flight, by key: the single-flight table. */
-  private readonly inflight = new Map<string, Promise<Result<string>>>();
+  /** getOrSet, refresh and getMany (worker/cache/read-through.ts): single flight and load timeouts live there. */
+  readonly readThrough = new ReadThrough({
+    getEntry: (key) => this.getEntry(key),
+    freshValue: (key) => {
+      const now = this.now();
+      const entry = this.memory.peek(key);
+      return entry && entry.expiresAt > now && !isStale(entry, now) ? entry.value : undefined;
+    },
+    putEntry: (input) => this.putEntry(input),
+    log: (...line) => this.log(...line),
+  });
   private loadInfo: Metadata["load"] = {
     source: "empty",
     at: 0,
@@ -215,71 +219,19 @@ export class CacheDurableObject extends DurableObject<Env> {
     return ok(view);
   }
 
-  /** Several keys in one call; absent or expired keys map to null. */
-  async getMany(keys: string[]): Promise<Record<string, StoredEntryView | null>> {
-    const out: Record<string, StoredEntryView | null> = {};
-    for (const key of keys) {
-      const r = await this.getEntry(key);
-      out[key] = r.ok ? r.data : null;
-    }
-    return out;
+  /** Several keys in one call; absent or expired keys map to null. A Map, so that any key (even "__proto__") works. */
+  getMany(keys: string[]): Promise<Map<string, StoredEntryView | null>> {
+    return this.readThrough.getMany(keys);
   }
 
-  /**
-   * The read-through primitive for application code. A fresh hit returns at once; a stale hit (inside the
-   * stale-while-revalidate window) returns the old value with state "stale" so the caller can refresh it in its
-   * own waitUntil; a miss runs `loader` once per key however many callers miss at the same time (single flight:
-   * the others join the same load). A loader that throws caches nothing and fails every caller that joined it.
-   */
-  async getOrSet(key: string, loader: () => unknown, opts: GetOrSetOptions = {}): Promise<Result<{ valueJson: string; state: GetOrSetState }>> {
-    const problem = readThroughProblem(key, opts);
-    if (problem) return problem;
-    const cached = await this.getEntry(key);
-    if (cached.ok) return ok({ valueJson: cached.data.valueJson, state: cached.data.stale ? "stale" : "hit" });
-    return this.loadOnce(key, loader, opts);
+  /** Read-through with single flight and a load timeout, for application code: see ReadThrough.getOrSet. */
+  getOrSet(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ReadThroughResult> {
+    return this.readThrough.getOrSet(key, loader, opts);
   }
 
-  /** Re-runs the loader for a stale key unless a load is already in flight (then joins it) or it is fresh again. */
-  async refresh(key: string, loader: () => unknown, opts: GetOrSetOptions = {}): Promise<Result<{ valueJson: string; state: GetOrSetState }>> {
-    const problem = readThroughProblem(key, opts);
-    if (problem) return problem;
-    const now = this.now();
-    const entry = this.memory.peek(key);
-    if (!this.inflight.has(key) && entry && entry.expiresAt > now && !isStale(entry, now)) {
-      return ok({ valueJson: entry.value, state: "hit" });
-    }
-    return this.loadOnce(key, loader, opts);
-  }
-
-  private async loadOnce(key: string, loader: () => unknown, opts: GetOrSetOptions): Promise<Result<{ valueJson: string; state: GetOrSetState }>> {
-    const running = this.inflight.get(key);
-    if (running) {
-      const joined = await running;
-      return joined.ok ? ok({ valueJson: joined.data, state: "joined" }) : joined;
-    }
-    const load = (async (): Promise<Result<string>> => {
-      let value: unknown;
-      try {
-        value = await loader();
-      } catch (err) {
-        const message = (err as Error)?.message ?? String(err);
-        this.log("warn", "DUAL_CACHE_DO", "loader_failed", { key, error: message });
-        return fail(502, "loader_failed", `loader for ${JSON.stringify(key)} failed: ${message}`);
-      }
-      if (value === undefined) return fail(502, "loader_failed", `loader for ${JSON.stringify(key)} returned undefined`);
-      const input: EntryInput = { key, value: canonicalJson(value) };
-      if (opts.ttlSeconds !== undefined) input.ttlSeconds = opts.ttlSeconds;
-      if (opts.staleWhileRevalidateSeconds !== undefined) input.staleWhileRevalidateSeconds = opts.staleWhileRevalidateSeconds;
-      const put = await this.putEntry(input);
-      return put.ok ? ok(input.value) : put;
-    })();
-    this.inflight.set(key, load);
-    try {
-      const result = await load;
-      return result.ok ? ok({ valueJson: result.data, state: "loaded" }) : result;
-    } finally {
-      this.inflight.delete(key);
-    }
+  /** The background half of stale-while-revalidate: see ReadThrough.refresh. */
+  refresh(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ReadThroughResult> {
+    return this.readThrough.refresh(key, loader, opts);
   }
 
   /** Listing is served from memory (which holds the whole working set), sorted by key, paged by the last key. */
