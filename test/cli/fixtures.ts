@@ -14,6 +14,9 @@ export function statsDoc(generation: number, size: number): StatsSnapshot {
 export function liveStats(generation: number, pendingSince: number | null = null): CacheStats {
   return {
     size: 1, bytes: 10, hits: 3, misses: 1, evictions: 0, expirations: 0, hitRate: 0.75, oldestEntry: 1, newestEntry: 2, generation,
-    kv: { lastFlushAt: 1, lastError: null, pendingSince, writesToday: 2, budget: 1000, mode: "coalesced", flushedGeneration: generation, nextAttemptAt: null },
+    kv: {
+      lastFlushAt: 1, lastError: null, pendingSince, writesToday: 2, budget: 1000, mode: "coalesced", flushedGeneration: generation, nextAttemptAt: null, writable: true, failures: 0,
+      pacing: { intervalMs: 10_000, baseIntervalMs: 10_000, steadyIntervalMs: 10_000, paced: false, nextFlushAt: null, reserve: 0, burst: 0, scheduledQuota: 0, budgetExhaustsAt: null },
+    },
   };
 }

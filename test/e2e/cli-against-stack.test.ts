@@ -1,12 +1,12 @@
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENTRIES_KEY, STATS_KEY } from "../../protocol/index.js";
 import { PortInUseError, startStack, type Stack } from "../../local/stack.js";
 import { LOCAL_STACK_FILE } from "../../cli/config/local-stack.js";
-import { ROOT, envFor, freePort, tempDir, tftcache, tftcacheAsync } from "./stack-harness.js";
+import { ROOT, envFor, freePort, freePorts, holdingProxy, spawnNpmStart, stackProject, tempDir, tftcache, tftcacheAsync } from "./stack-harness.js";
 
 let stack: Stack;
 let env: NodeJS.ProcessEnv;
@@ -14,8 +14,10 @@ let persistTo: string;
 let ports: { port: number; kvPort: number; consumerPort: number };
 
 async function start() {
-  // Room for every entry a test writes: eviction has its own tests in workerd, and must not race these.
-  stack = await startStack({ root: ROOT, ...ports, persistTo, quiet: true, vars: { LOG_LEVEL: "error", CACHE_MAX_ENTRIES: "10000" } });
+  // Room for every entry a test writes: eviction has its own tests in workerd, and must not race these. KV is
+  // flushed only when a test asks (an hour's interval): a slow run must not see a background flush land between
+  // a write and the check that KV is behind. The key is pinned, so a developer's own .dev.vars cannot change it.
+  stack = await startStack({ root: ROOT, ...ports, persistTo, quiet: true, adminKey: "e2e-admin-key-0123456789", vars: { LOG_LEVEL: "error", CACHE_MAX_ENTRIES: "10000", KV_FLUSH_INTERVAL_SECONDS: "3600" } });
   env = envFor(stack.info);
 }
 
@@ -26,7 +28,8 @@ const adminPut = (key: string, value: unknown) =>
 
 beforeAll(async () => {
   persistTo = join(tempDir(), "state");
-  ports = { port: await freePort(), kvPort: await freePort(), consumerPort: await freePort() };
+  const [port, kvPort, consumerPort] = (await freePorts(3)) as [number, number, number];
+  ports = { port, kvPort, consumerPort };
   await start();
 }, 60_000);
 
@@ -104,13 +107,18 @@ describe("every command against the real Worker in workerd and the local KV REST
     expect((await tftcache(["verify-kv"], { env })).code).toBe(0);
   }, 60_000);
 
-  it("--local finds the stack from .wrangler/tftcache-local.json with no env vars", async () => {
+  it("--local finds the stack from .wrangler/tftcache-local.json in a parent folder, with no env vars", async () => {
     const dir = tempDir();
     mkdirSync(join(dir, ".wrangler"));
     writeFileSync(join(dir, LOCAL_STACK_FILE), JSON.stringify(stack.info));
-    const r = await tftcache(["--local", "--json", "stats"], { env: { PATH: process.env.PATH }, cwd: dir });
+    const sub = join(dir, "src", "lib");
+    mkdirSync(sub, { recursive: true });
+    const r = await tftcache(["--local", "--json", "stats"], { env: { PATH: process.env.PATH }, cwd: sub });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).size).toBe(251);
+    const none = await tftcache(["--local", "stats"], { env: { PATH: process.env.PATH }, cwd: tempDir() });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/no local stack file found \(searched for \.wrangler\/tftcache-local\.json from .* upward\)/);
   });
 
   it("a wrong API key exits 2 and says the key was refused, without printing it", async () => {
@@ -137,29 +145,39 @@ describe("every command against the real Worker in workerd and the local KV REST
 
   it("SIGINT during seed stops cleanly with exit 130 and says how many entries were written", async () => {
     const dir = tempDir();
-    // 1,600 sequential requests: seconds of work, so the signal always lands mid-seed.
-    const entries = Array.from({ length: 8000 }, (_, i) => ({ key: `bulk:${i}`, value: { i } }));
+    const entries = Array.from({ length: 100 }, (_, i) => ({ key: `bulk:${i}`, value: { i } }));
     writeFileSync(join(dir, "bulk.json"), JSON.stringify(entries));
-    const { child, done } = tftcacheAsync(["seed", "bulk.json", "--batch", "5"], { env, cwd: dir });
-    await new Promise((r) => setTimeout(r, 700));
-    child.kill("SIGINT");
-    const r = await done;
-    expect(r.code).toBe(130);
-    const m = r.stderr.match(/interrupted: (\d+) of 8000 entries written/);
-    expect(m).not.toBeNull();
-    const written = Number(m![1]);
-    expect(written % 5).toBe(0); // whole batches only
+    // Every step waits on an event, so the outcome is the same on any machine: the third batch is held at a
+    // proxy, Ctrl-C is sent, the CLI says it will stop, and only then does the third batch complete.
+    let seeds = 0;
+    const proxy = await holdingProxy(stack.info.url, (req) => req.url === "/api/v1/cache/seed" && ++seeds === 3);
+    try {
+      const { child, done, output } = tftcacheAsync(["seed", "bulk.json", "--batch", "5"], { env: { ...env, TFTCACHE_URL: proxy.url }, cwd: dir });
+      await output.waitFor("sending 100 entries in 20 batches of up to 5…"); // printed once Ctrl-C is handled
+      await proxy.held;
+      child.kill("SIGINT");
+      await output.waitFor("interrupt: stopping after the batch in flight…");
+      proxy.release();
+      const r = await done;
+      expect(r.code).toBe(130);
+      expect(r.stderr).toMatch(/^error: interrupted: 15 of 100 entries written \(each batch is atomic; the rest were not sent\)$/m);
+      expect(seeds).toBe(3);
+    } finally {
+      proxy.release();
+      await proxy.close();
+    }
     const listed = JSON.parse((await tftcache(["--json", "list", "--prefix", "bulk:"], { env })).stdout).keys.length;
-    expect(listed).toBe(written);
+    expect(listed).toBe(15);
   });
 
   it("the example consumer Worker caches through the service binding: one upstream call for many requests", async () => {
     const consumer = stack.consumerUrl!;
-    const first = await (await fetch(`${consumer}/quote/aapl`)).json();
+    // An hour's TTL: with the default 5 s a slow machine would see the entry go stale and refresh mid-test.
+    const first = await (await fetch(`${consumer}/quote/aapl?ttl=3600`)).json();
     expect(first.quote).toMatchObject({ symbol: "AAPL" });
-    const again = await (await fetch(`${consumer}/quote/AAPL`)).json();
+    const again = await (await fetch(`${consumer}/quote/AAPL?ttl=3600`)).json();
     expect(again.quote).toEqual(first.quote);
-    const burst = await Promise.all(Array.from({ length: 20 }, () => fetch(`${consumer}/quote/MSFT`).then((r) => r.json())));
+    const burst = await Promise.all(Array.from({ length: 20 }, () => fetch(`${consumer}/quote/MSFT?ttl=3600`).then((r) => r.json())));
     expect(new Set(burst.map((b) => JSON.stringify(b.quote))).size).toBe(1);
     expect((await (await fetch(`${consumer}/upstream-calls`)).json()).upstreamCalls).toBe(2);
     // What the application cached is what operators see, in the DO and, after a flush, in KV.
@@ -190,24 +208,66 @@ describe("every command against the real Worker in workerd and the local KV REST
   }, 60_000);
 
   it("npm start comes up, prints the exports, and stops cleanly on Ctrl-C", async () => {
-    const port = await freePort();
-    const kvPort = await freePort();
-    const child = spawn(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "local/start.ts", "--port", String(port), "--kv-port", String(kvPort), "--persist-to", join(tempDir(), "v3"), "--quiet"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
-    for (let i = 0; i < 100 && !out.includes("Ctrl-C to stop."); i++) await new Promise((r) => setTimeout(r, 100));
+    // A project of its own (its state file must not replace the developer's), with no .dev.vars.
+    const { root, sub } = stackProject();
+    const { child, output, exited, port } = await spawnNpmStart(root);
+    const out = await output.waitFor("Ctrl-C to stop."); // the banner's last line: ready, however long that took
     expect(out).toMatch(/local stack ready in \d+ ms/);
     expect(out).toContain(`export TFTCACHE_URL=http://127.0.0.1:${port}`);
+    expect(out).toMatch(/Admin key +local-dev-admin-key \(the built-in dev key, because there is no \.dev\.vars\)/);
     expect(out).toContain("seeded 4 demo entries");
     const health = await fetch(`http://127.0.0.1:${port}/health`);
     expect(health.status).toBe(200);
+    // --local from a folder below the project finds the file npm start wrote.
+    expect(JSON.parse(readFileSync(join(root, LOCAL_STACK_FILE), "utf8"))).toMatchObject({ url: `http://127.0.0.1:${port}`, adminKeySource: "default" });
+    const stats = await tftcache(["--local", "--json", "stats"], { env: { PATH: process.env.PATH }, cwd: sub });
+    expect(stats.code).toBe(0);
+    expect(JSON.parse(stats.stdout).size).toBe(4);
     child.kill("SIGINT");
     expect(await exited).toBe(130);
-    expect(out).toContain("stopping…");
+    expect(output.text).toContain("stopping…");
     await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
-  }, 60_000);
+  }, 240_000);
+
+  it("npm start uses ADMIN_API_KEY from .dev.vars (dotenv syntax) and says so", async () => {
+    const key = "key-from-dev-vars-0123456789";
+    const { root, sub } = stackProject({ devVars: `# local secrets\nexport ADMIN_API_KEY="${key}"   # mine\nOTHER=1\n` });
+    const { child, output, exited, port } = await spawnNpmStart(root);
+    try {
+      const out = await output.waitFor("Ctrl-C to stop.");
+      expect(out).toContain(`Admin key            ${key} (from .dev.vars)`);
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/cache/stats`, { headers: { "x-api-key": key } });
+      expect(res.status).toBe(200);
+      expect((await tftcache(["--local", "stats"], { env: { PATH: process.env.PATH }, cwd: sub })).code).toBe(0);
+    } finally {
+      child.kill("SIGINT");
+      await exited;
+    }
+  }, 240_000);
+
+  it("npm start with ADMIN_API_KEY=\"\" in .dev.vars keeps the admin API disabled, as wrangler dev does, and says so", async () => {
+    const { root, sub } = stackProject({ devVars: 'ADMIN_API_KEY=""\n' });
+    const { child, output, exited, port } = await spawnNpmStart(root);
+    try {
+      const out = await output.waitFor("Ctrl-C to stop.");
+      expect(out).toMatch(/Admin API +DISABLED: \.dev\.vars sets ADMIN_API_KEY to an empty value, so every admin route answers 503 admin_disabled/);
+      expect(out).not.toContain("local-dev-admin-key");
+      expect(out).not.toContain("export TFTCACHE_API_KEY");
+      expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+      // Never the well-known dev key: it is refused like any other, because no key is configured at all.
+      for (const key of ["local-dev-admin-key", ""]) {
+        const res = await fetch(`http://127.0.0.1:${port}/api/v1/cache/stats`, { headers: { "x-api-key": key } });
+        expect(res.status).toBe(503);
+        expect((await res.json()).error.code).toBe("admin_disabled");
+      }
+      const cli = await tftcache(["--local", "stats"], { env: { PATH: process.env.PATH, TFTCACHE_API_KEY: "some-exported-key-0123456789" }, cwd: sub });
+      expect(cli.code).toBe(2);
+      expect(cli.stderr).toMatch(/the admin API is disabled on the local stack/);
+    } finally {
+      child.kill("SIGINT");
+      await exited;
+    }
+  }, 240_000);
 
   it("with the stack stopped, commands exit 2 with 'cannot reach'", async () => {
     await stack.stop();
