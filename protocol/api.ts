@@ -36,6 +36,32 @@ export interface KvStatus {
   mode: SyncMode;
   flushedGeneration: number | null;
   nextAttemptAt: number | null;
+  /** False when KV cannot be written now (budget spent, a permanent error): `verify-kv` fails on it. */
+  writable: boolean;
+  /** Consecutive failed attempts (the backoff grows with them, to 5 min). */
+  failures: number;
+  pacing: KvPacing;
+}
+
+/** How scheduled flushes are spread over the UTC day (worker/cache/pacing.ts). */
+export interface KvPacing {
+  /** Time between flushes under continuous writes right now: the base interval, or the paced one. */
+  intervalMs: number;
+  /** KV_FLUSH_INTERVAL_SECONDS. */
+  baseIntervalMs: number;
+  /** What the budget allows once the burst allowance is spent. */
+  steadyIntervalMs: number;
+  /** True when the budget, not KV_FLUSH_INTERVAL_SECONDS, decides when the next flush runs. */
+  paced: boolean;
+  /** When the owed flush is due, or null when nothing is owed. */
+  nextFlushAt: number | null;
+  /** Writes only an operator may spend (POST /flush, clear). */
+  reserve: number;
+  burst: number;
+  /** Writes scheduled flushes may have spent by now today. */
+  scheduledQuota: number;
+  /** At today's rate of KV writes, when the budget runs out (null: not before midnight). */
+  budgetExhaustsAt: number | null;
 }
 
 export interface CacheStats extends CacheCounters {

@@ -53,7 +53,19 @@ describe("happy paths of every route", () => {
     await putJson(entryPath("k"), { value: "v" });
     const stats = (await apiJson("/api/v1/cache/stats")).body.data;
     expect(stats).toMatchObject({ size: 1, bytes: 4, hits: 0, misses: 0, evictions: 0, expirations: 0, generation: 1 });
-    expect(stats.kv).toEqual({ lastFlushAt: null, lastError: null, pendingSince: expect.any(Number), writesToday: 0, budget: 40, mode: "coalesced", flushedGeneration: null, nextAttemptAt: null });
+    expect(stats.kv).toEqual({
+      lastFlushAt: null,
+      lastError: null,
+      pendingSince: expect.any(Number),
+      writesToday: 0,
+      budget: 40,
+      mode: "coalesced",
+      flushedGeneration: null,
+      nextAttemptAt: null,
+      writable: true,
+      failures: 0,
+      pacing: expect.objectContaining({ baseIntervalMs: 10_000, reserve: 2, burst: 2, paced: false, nextFlushAt: expect.any(Number) }),
+    });
     const meta = (await apiJson("/api/v1/cache/metadata")).body;
     expect(meta.data).toMatchObject({
       generation: 1,

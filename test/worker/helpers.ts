@@ -26,13 +26,19 @@ export function futureMidnight(realNow = Date.now()): number {
 export const utcDayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 /**
+ * Noon of the day that starts at `futureMidnight()`: the default fake time. Mid-day, scheduled flushes have half a
+ * day's share of the budget to spend (worker/cache/pacing.ts), as a cache that has been quiet all morning would.
+ */
+export const futureNoon = (realNow = Date.now()) => futureMidnight(realNow) + DAY_MS / 2;
+
+/**
  * Every test starts from empty DO storage, an empty KV namespace, no live DO instances, and the DO's clock
- * stopped at `futureMidnight()` (see there): time moves only when the test moves it.
+ * stopped at `futureNoon()` (see futureMidnight): time moves only when the test moves it.
  */
 export async function freshState(): Promise<void> {
   // reset() also restarts live instances. Aborting first would hide them from it and leak their storage.
   await reset();
-  const start = futureMidnight();
+  const start = futureNoon();
   clock.now = () => start;
 }
 
@@ -86,10 +92,10 @@ export async function countKvWrites(stub = cacheStub()): Promise<{ puts: string[
 }
 
 /**
- * Sets the DO's clock (worker/clock.ts, so it holds across restarts) to `start`, by default `futureMidnight()`;
+ * Sets the DO's clock (worker/clock.ts, so it holds across restarts) to `start`, by default `futureNoon()`;
  * returns a setter to move it. Never pass a literal date: derive times from futureMidnight().
  */
-export async function fakeClock(start = futureMidnight()): Promise<(ms: number) => Promise<void>> {
+export async function fakeClock(start = futureNoon()): Promise<(ms: number) => Promise<void>> {
   let now = start;
   clock.now = () => now;
   return async (ms: number) => {

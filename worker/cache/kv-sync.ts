@@ -1,9 +1,12 @@
-import { ENTRIES_KEY, STATS_KEY, type FlushResult, type KvStatus, type SnapshotKeyMetadata, type SyncMode } from "../../protocol/index.js";
+import { ENTRIES_KEY, STATS_KEY, utf8Length, type FlushResult, type KvStatus, type SnapshotKeyMetadata, type SyncMode } from "../../protocol/index.js";
 import type { Logger } from "../log.js";
+import { STATS_EVERY_FLUSHES, earliestScheduled, nextUtcMidnight, pacingFor, scheduledQuota, steadyIntervalMs, type Pacing } from "./pacing.js";
 import type { EntryStorage, PersistedMeta } from "./storage.js";
 
 /** KV accepts one write per second per key; stay a little above it so clock jitter never trips a 429. */
 export const KV_PER_KEY_INTERVAL_MS = 1050;
+/** KV's value limit (25 MiB). A snapshot over it can never be written, so it is not tried. */
+export const KV_MAX_VALUE_BYTES = 25 * 1024 * 1024;
 const BACKOFF_BASE_MS = 2_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
 
@@ -28,16 +31,23 @@ export interface KvSyncOptions {
   meta: PersistedMeta;
 }
 
+/** Who asked for a flush: the alarm is paced across the day; an operator may spend the reserve. */
+export type FlushKind = "scheduled" | "forced" | "write-through";
+
 export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
-const nextUtcMidnight = (ms: number): number => {
-  const d = new Date(ms);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
-};
+
+/** A KV error that no retry can fix: the value is over KV's limit. */
+const isPermanent = (message: string) => /\b413\b|too large|exceeds? (the )?(limit|maximum)|value length/i.test(message);
 
 /**
- * Decides when the KV snapshot is written and writes it. Mutations only mark it dirty (coalesced mode); the
- * alarm, `POST /flush` or write-through mode call `flush`. Flushes are serialised, so the two keys are always
- * written as a pair from one consistent snapshot.
+ * Decides when the KV snapshot is written and writes it. Mutations only mark it owed (coalesced mode); the
+ * alarm, `POST /flush` or write-through mode call `flush`. Flushes are serialised, so a snapshot is always
+ * written whole from one consistent state.
+ *
+ * `do_cache_entries` is written with every flush; `do_cache_stats` with every forced flush and otherwise about
+ * every tenth scheduled one (STATS_EVERY_FLUSHES): it is a summary, and writing it each time doubled the cost of
+ * keeping KV fresh. Each stats document names the generation it describes, never newer than the entries key's,
+ * so a reader can tell a summary that is merely older from one that contradicts the entries.
  */
 export class KvSync {
   /** Swappable so tests can inject a failing or counting namespace. */
@@ -46,7 +56,7 @@ export class KvSync {
   timeoutMs = 15_000;
 
   readonly mode: SyncMode;
-  private readonly budget: number;
+  readonly pacing: Pacing;
   private readonly flushIntervalMs: number;
   private readonly now: () => number;
   private readonly generation: () => number;
@@ -58,10 +68,15 @@ export class KvSync {
   private lastFlushAt: number | null;
   private flushedGeneration: number | null;
   private lastError: string | null;
+  /** The first mutation KV has not seen: persisted, so lag is measured honestly across DO restarts. */
+  private pendingSince: number | null;
+  /** Consecutive failures and the retry time: persisted, so the backoff reaches its cap across restarts. */
+  private failures: number;
+  private nextAttemptAt: number | null;
+  /** A failure no retry can fix: nothing is retried until the cache changes. */
+  private permanent: boolean;
+  private statsWrittenAt: number | null;
   private lastWriteAt = 0;
-  private pendingSince: number | null = null;
-  private failures = 0;
-  private nextAttemptAt: number | null = null;
   private chain: Promise<unknown> = Promise.resolve();
   /** A forced flush waiting its turn: callers arriving meanwhile share it rather than queue a write each. */
   private queuedForced: Promise<FlushResult> | null = null;
@@ -69,36 +84,58 @@ export class KvSync {
   constructor(kv: KVNamespace, opts: KvSyncOptions) {
     this.kv = kv;
     this.mode = opts.mode;
-    this.budget = opts.budget;
+    this.pacing = pacingFor(opts.budget);
     this.flushIntervalMs = opts.flushIntervalMs;
     this.now = opts.now;
     this.generation = opts.generation;
     this.log = opts.log;
     this.storage = opts.storage;
-    this.day = opts.meta.kvDay;
-    this.writesToday = opts.meta.kvWritesToday;
-    this.lastFlushAt = opts.meta.kvLastFlushAt;
-    this.flushedGeneration = opts.meta.kvFlushedGeneration;
-    this.lastError = opts.meta.kvLastError;
+    const m = opts.meta;
+    this.day = m.kvDay;
+    this.writesToday = m.kvWritesToday;
+    this.lastFlushAt = m.kvLastFlushAt;
+    this.flushedGeneration = m.kvFlushedGeneration;
+    this.lastError = m.kvLastError;
+    this.pendingSince = m.kvPendingSince;
+    this.failures = m.kvFailures;
+    this.nextAttemptAt = m.kvNextAttemptAt;
+    this.permanent = m.kvPermanent;
+    this.statsWrittenAt = m.kvStatsWrittenAt;
   }
 
-  /** After a restart: is the persisted state behind the DO's? Then a flush is owed. */
+  /** After a restart: is the persisted state behind the DO's? Then a flush is owed, since the persisted time. */
   resume(): void {
     const generation = this.generation();
-    if (this.flushedGeneration !== generation && generation > 0) this.pendingSince ??= this.now();
+    if (this.flushedGeneration !== generation && generation > 0) this.markDirty();
   }
 
   status(): KvStatus {
     this.rollDay();
+    const now = this.now();
+    const steady = this.steadyIntervalMs();
+    const paced = this.mode === "coalesced" && earliestScheduled(this.pacing, this.writesToday, 1, now) > now;
     return {
       lastFlushAt: this.lastFlushAt,
       lastError: this.lastError,
       pendingSince: this.pendingSince,
       writesToday: this.writesToday,
-      budget: this.budget,
+      budget: this.pacing.budget,
       mode: this.mode,
       flushedGeneration: this.flushedGeneration,
       nextAttemptAt: this.nextAttemptAt,
+      writable: this.blockedReason(now) === null,
+      failures: this.failures,
+      pacing: {
+        intervalMs: paced ? Math.max(steady, this.flushIntervalMs) : this.flushIntervalMs,
+        baseIntervalMs: this.flushIntervalMs,
+        steadyIntervalMs: steady,
+        paced,
+        nextFlushAt: this.dueAt(),
+        reserve: this.pacing.reserve,
+        burst: this.pacing.burst,
+        scheduledQuota: Math.floor(scheduledQuota(this.pacing, now)),
+        budgetExhaustsAt: this.forecastExhaustion(now),
+      },
     };
   }
 
@@ -107,30 +144,89 @@ export class KvSync {
   }
 
   markDirty(): void {
-    this.pendingSince ??= this.now();
+    if (this.pendingSince === null) {
+      this.pendingSince = this.now();
+      this.storage.writeMeta({ kvPendingSince: this.pendingSince });
+    }
+    if (this.permanent) {
+      // The snapshot changed, so it may fit now: try again, no sooner than the backoff allows.
+      this.permanent = false;
+      this.nextAttemptAt = this.now() + this.backoffMs();
+      this.persist();
+    }
   }
 
-  /** When the alarm should next run for KV's sake, or null if nothing is owed. */
+  /** When the alarm should next run for KV's sake, or null if nothing is owed (or nothing can be written). */
   dueAt(): number | null {
-    if (this.pendingSince === null) return null;
-    const due = Math.max(this.pendingSince + this.flushIntervalMs, this.lastWriteAt + KV_PER_KEY_INTERVAL_MS);
-    return this.nextAttemptAt !== null ? Math.max(due, this.nextAttemptAt) : due;
+    if (this.pendingSince === null || this.permanent) return null;
+    this.rollDay();
+    const now = this.now();
+    let due = Math.max(this.pendingSince + this.flushIntervalMs, this.lastWriteAt + KV_PER_KEY_INTERVAL_MS);
+    if (this.nextAttemptAt !== null) due = Math.max(due, this.nextAttemptAt);
+    if (this.mode === "coalesced") due = Math.max(due, earliestScheduled(this.pacing, this.writesToday, this.flushCost("scheduled", now), now));
+    return due;
   }
 
   /**
-   * Writes both keys from `build()`. `waitForFloor` waits out the 1 write/s/key floor (used by POST /flush, at
-   * most ~1 s); otherwise a flush inside the floor is left to the alarm. Never throws: failures are recorded.
+   * Writes the snapshot from `build()`. A forced flush (POST /flush) waits out the 1 write/s/key floor (< 1 s)
+   * and may spend the operator reserve; a scheduled one is paced and leaves a flush inside the floor to the
+   * alarm. Never throws: failures are recorded.
    */
-  flush(build: (now: number) => Promise<BuiltSnapshot>, opts: { waitForFloor: boolean; ignoreFloor?: boolean }): Promise<FlushResult> {
-    if (!opts.waitForFloor) return this.serialized(() => this.flushOnce(build, opts));
+  flush(build: (now: number) => Promise<BuiltSnapshot>, kind: FlushKind): Promise<FlushResult> {
+    if (kind !== "forced") return this.serialized(() => this.flushOnce(build, kind));
     // Forced flushes (POST /flush, seed with flush) that arrive while one is queued join it: it has not built its
     // snapshot yet, so it covers every mutation they have seen. Thirty concurrent calls cost one write, not 30.
     if (this.queuedForced) return this.queuedForced;
     const run = this.serialized(async () => {
       this.queuedForced = null;
-      return (await this.alreadyInKv()) ?? this.flushOnce(build, opts);
+      return (await this.alreadyInKv()) ?? this.flushOnce(build, kind);
     });
     this.queuedForced = run;
+    return run;
+  }
+
+  /** Deletes both keys now (clear). Deletes count against KV's write limits, so they are budgeted too. */
+  deleteKeys(): Promise<{ ok: boolean; error?: string }> {
+    return this.serialized(async () => {
+      await this.waitForFloor();
+      this.rollDay();
+      if (this.writesToday + 2 > this.pacing.budget) {
+        const error = `${this.budgetMessage()}; KV keeps the old snapshot until the first flush after midnight UTC`;
+        this.lastError = error;
+        this.nextAttemptAt = nextUtcMidnight(this.now());
+        // The stale snapshot must still go: the first flush the budget allows overwrites it.
+        this.markDirty();
+        this.persist();
+        this.log("warn", "CACHE_DO_CLEAR", "budget_exhausted", { writesToday: this.writesToday, budget: this.pacing.budget });
+        return { ok: false, error };
+      }
+      try {
+        await this.withTimeout(this.kv.delete(ENTRIES_KEY), "delete");
+        this.writesToday++;
+        await this.withTimeout(this.kv.delete(STATS_KEY), "delete");
+        this.writesToday++;
+        this.lastWriteAt = this.now();
+        this.pendingSince = null;
+        this.flushedGeneration = null;
+        this.statsWrittenAt = null;
+        this.clearFailures();
+        this.persist();
+        return { ok: true };
+      } catch (err) {
+        const error = this.recordFailure(err, "delete");
+        // The stale snapshot must still go: the next flush overwrites it with the (now empty) state.
+        this.markDirty();
+        return { ok: false, error };
+      }
+    });
+  }
+
+  // ---- internals --------------------------------------------------------------------------------------------
+
+  /** KV operations run one at a time, in call order, so a snapshot is always written whole. */
+  private serialized<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(op);
+    this.chain = run.catch(() => undefined);
     return run;
   }
 
@@ -154,123 +250,139 @@ export class KvSync {
     return { generation, digest: entries.digest, writtenAt: entries.writtenAt, entries: entries.entries, written: true, upToDate: true };
   }
 
-  /** KV operations run one at a time, in call order, so the two keys are always written as a pair. */
-  private serialized<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(op);
-    this.chain = run.catch(() => undefined);
-    return run;
+  /** Whether this flush also rewrites do_cache_stats, and so what it costs. */
+  private withStats(kind: FlushKind, now: number): boolean {
+    if (kind !== "scheduled" || this.statsWrittenAt === null) return true;
+    return now - this.statsWrittenAt >= STATS_EVERY_FLUSHES * Math.max(this.flushIntervalMs, this.steadyIntervalMs());
   }
 
-  /** Deletes both keys now (clear). Deletes count against KV's write limits, so they are budgeted too. */
-  deleteKeys(): Promise<{ ok: boolean; error?: string }> {
-    return this.serialized(async () => {
-      await this.waitForFloor();
-      this.rollDay();
-      if (this.writesToday + 2 > this.budget) {
-        const error = `${this.budgetMessage()}; KV keeps the old snapshot until the first flush after midnight UTC`;
-        this.lastError = error;
-        this.nextAttemptAt = nextUtcMidnight(this.now());
-        // The stale snapshot must still go: the first flush the budget allows overwrites it.
-        this.markDirty();
-        this.persist();
-        this.log("warn", "CACHE_DO_CLEAR", "budget_exhausted", { writesToday: this.writesToday, budget: this.budget });
-        return { ok: false, error };
-      }
-      try {
-        await this.withTimeout(this.kv.delete(ENTRIES_KEY), "delete");
-        this.writesToday++;
-        await this.withTimeout(this.kv.delete(STATS_KEY), "delete");
-        this.writesToday++;
-        this.lastWriteAt = this.now();
-        this.pendingSince = null;
-        this.flushedGeneration = null;
-        this.lastError = null;
-        this.failures = 0;
-        this.nextAttemptAt = null;
-        this.persist();
-        return { ok: true };
-      } catch (err) {
-        const error = this.recordFailure(err, "delete");
-        // The stale snapshot must still go: the next flush overwrites it with the (now empty) state.
-        this.markDirty();
-        return { ok: false, error };
-      }
-    });
+  private flushCost(kind: FlushKind, now: number): number {
+    return this.withStats(kind, now) ? 2 : 1;
   }
 
-  private async flushOnce(build: (now: number) => Promise<BuiltSnapshot>, opts: { waitForFloor: boolean; ignoreFloor?: boolean }): Promise<FlushResult> {
+  private steadyIntervalMs(): number {
+    return steadyIntervalMs(this.pacing, 1 + 1 / STATS_EVERY_FLUSHES);
+  }
+
+  private async flushOnce(build: (now: number) => Promise<BuiltSnapshot>, kind: FlushKind): Promise<FlushResult> {
     this.rollDay();
-    if (this.writesToday + 2 > this.budget) {
+    const now = this.now();
+    const withStats = this.withStats(kind, now);
+    const cost = withStats ? 2 : 1;
+    if (this.writesToday + cost > this.pacing.budget) {
       const error = this.budgetMessage();
       this.lastError = error;
-      this.nextAttemptAt = nextUtcMidnight(this.now());
+      this.nextAttemptAt = nextUtcMidnight(now);
       this.persist();
-      this.log("warn", "CACHE_DO_KV_FLUSH", "budget_exhausted", { writesToday: this.writesToday, budget: this.budget });
+      this.log("warn", "CACHE_DO_KV_FLUSH", "budget_exhausted", { writesToday: this.writesToday, budget: this.pacing.budget });
       return this.notWritten(error);
     }
-    if (!opts.ignoreFloor) {
-      const wait = this.lastWriteAt + KV_PER_KEY_INTERVAL_MS - this.now();
-      if (wait > 0 && !opts.waitForFloor) {
-        return this.notWritten("deferred: KV allows one write per second per key");
-      }
+    if (kind === "scheduled") {
+      const at = earliestScheduled(this.pacing, this.writesToday, cost, now);
+      if (at > now) return this.notWritten(`deferred: paced to ${new Date(at).toISOString()} to keep the daily budget`);
+      if (this.lastWriteAt + KV_PER_KEY_INTERVAL_MS > now) return this.notWritten("deferred: KV allows one write per second per key");
+    } else if (kind === "forced") {
       await this.waitForFloor();
     }
     const snap = await build(this.now());
+    const bytes = snap.entriesText.length * 3 <= KV_MAX_VALUE_BYTES ? snap.entriesText.length : utf8Length(snap.entriesText);
+    if (bytes > KV_MAX_VALUE_BYTES) {
+      return this.notWritten(this.recordFailure(new Error(`snapshot is ${bytes} bytes, over KV's ${KV_MAX_VALUE_BYTES}-byte value limit`), "put", true));
+    }
     const metadata: SnapshotKeyMetadata = { format: 1, generation: snap.generation, writtenAt: snap.writtenAt, digest: snap.digest, entries: snap.entryCount };
     const started = this.now();
     try {
       await this.withTimeout(this.kv.put(ENTRIES_KEY, snap.entriesText, { metadata }), "put");
       this.writesToday++;
-      await this.withTimeout(
-        this.kv.put(STATS_KEY, snap.statsText(this.writesToday + 1), { metadata: { format: 1, generation: snap.generation, writtenAt: snap.writtenAt } }),
-        "put",
-      );
-      this.writesToday++;
+      // From here the entries key holds this generation, whatever happens to the stats write.
+      this.flushedGeneration = snap.generation;
+      if (withStats) {
+        await this.withTimeout(
+          this.kv.put(STATS_KEY, snap.statsText(this.writesToday + 1), { metadata: { format: 1, generation: snap.generation, writtenAt: snap.writtenAt } }),
+          "put",
+        );
+        this.writesToday++;
+        this.statsWrittenAt = snap.writtenAt;
+      }
     } catch (err) {
       return this.notWritten(this.recordFailure(err, "put"));
     }
     this.lastWriteAt = this.now();
     const ms = this.lastWriteAt - started;
     this.lastFlushAt = snap.writtenAt;
-    this.flushedGeneration = snap.generation;
     this.lastError = null;
-    this.failures = 0;
-    this.nextAttemptAt = null;
-    // Mutations that landed while the puts were in flight keep the snapshot dirty.
-    this.pendingSince = this.generation() === snap.generation ? null : this.now();
+    this.clearFailures();
+    // Mutations that landed while the puts were in flight keep the snapshot owed, since they landed.
+    if (this.generation() === snap.generation) this.pendingSince = null;
+    else this.pendingSince = Math.max(this.pendingSince ?? snap.writtenAt, snap.writtenAt);
     this.persist();
     this.log("info", "CACHE_DO_KV_FLUSH", "flushed", {
       generation: snap.generation,
       entries: snap.entryCount,
-      bytes: snap.entriesText.length,
+      bytes,
+      stats: withStats,
+      kind,
       writesToday: this.writesToday,
       ms,
     });
     return { generation: snap.generation, digest: snap.digest, writtenAt: snap.writtenAt, entries: snap.entryCount, written: true };
   }
 
+  /** Why KV cannot be written now, or null: what `verify-kv` fails on whatever lag it tolerates. */
+  private blockedReason(now: number): string | null {
+    if (this.permanent) return this.lastError;
+    if (this.writesToday + 1 > this.pacing.budget) return this.budgetMessage();
+    if (this.mode === "coalesced" && this.writesToday + 1 > this.pacing.budget - this.pacing.reserve && this.pendingSince !== null) {
+      return `scheduled flushes have used the day's budget but the operator reserve (${this.writesToday}/${this.pacing.budget}); KV waits for 00:00 UTC or a POST /flush`;
+    }
+    void now;
+    return null;
+  }
+
+  /** At today's rate of KV writes, when the budget runs out, if before midnight. */
+  private forecastExhaustion(now: number): number | null {
+    const midnight = nextUtcMidnight(now);
+    const elapsed = now - (midnight - 86_400_000);
+    if (this.writesToday === 0 || elapsed <= 0) return null;
+    const rate = this.writesToday / elapsed;
+    const at = now + Math.ceil((this.pacing.budget - this.writesToday) / rate);
+    return at < midnight ? at : null;
+  }
+
   private budgetMessage(): string {
-    return `daily KV write budget exhausted (${this.writesToday}/${this.budget} writes today, resets at 00:00 UTC)`;
+    return `daily KV write budget exhausted (${this.writesToday}/${this.pacing.budget} writes today, resets at 00:00 UTC)`;
   }
 
   private notWritten(error: string): FlushResult {
     return { generation: this.generation(), digest: null, writtenAt: 0, entries: 0, written: false, error };
   }
 
-  private recordFailure(err: unknown, op: string): string {
+  private backoffMs(): number {
+    return Math.min(BACKOFF_BASE_MS * 2 ** Math.max(0, this.failures - 1), BACKOFF_MAX_MS);
+  }
+
+  private clearFailures(): void {
+    this.failures = 0;
+    this.nextAttemptAt = null;
+    this.permanent = false;
+  }
+
+  private recordFailure(err: unknown, op: string, permanent = false): string {
     this.failures++;
-    const delay = Math.min(BACKOFF_BASE_MS * 2 ** (this.failures - 1), BACKOFF_MAX_MS);
-    this.nextAttemptAt = this.now() + delay;
-    this.lastError = `KV ${op} failed: ${err instanceof Error ? err.message : String(err)}`;
+    const message = err instanceof Error ? err.message : String(err);
+    this.permanent = permanent || isPermanent(message);
+    const delay = this.backoffMs();
+    this.nextAttemptAt = this.permanent ? null : this.now() + delay;
+    this.lastError = `KV ${op} failed: ${message}${this.permanent ? " (permanent: not retried until the cache changes)" : ""}`;
     this.pendingSince ??= this.now();
     this.persist();
-    this.log("error", "CACHE_DO_KV_FLUSH", "kv_failed", { error: this.lastError, failures: this.failures, retryInMs: delay });
+    this.log("error", "CACHE_DO_KV_FLUSH", "kv_failed", { error: this.lastError, failures: this.failures, permanent: this.permanent, retryInMs: this.permanent ? null : delay });
     return this.lastError;
   }
 
   private async waitForFloor(): Promise<void> {
     const wait = this.lastWriteAt + KV_PER_KEY_INTERVAL_MS - this.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait, KV_PER_KEY_INTERVAL_MS)));
   }
 
   private async withTimeout<T>(op: Promise<T>, what: string): Promise<T> {
@@ -304,6 +416,11 @@ export class KvSync {
       kvLastFlushAt: this.lastFlushAt,
       kvFlushedGeneration: this.flushedGeneration,
       kvLastError: this.lastError,
+      kvPendingSince: this.pendingSince,
+      kvFailures: this.failures,
+      kvNextAttemptAt: this.nextAttemptAt,
+      kvPermanent: this.permanent,
+      kvStatsWrittenAt: this.statsWrittenAt,
     });
   }
 }

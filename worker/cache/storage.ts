@@ -12,6 +12,11 @@ export interface PersistedMeta {
   kvLastFlushAt: number | null;
   kvFlushedGeneration: number | null;
   kvLastError: string | null;
+  kvPendingSince: number | null;
+  kvFailures: number;
+  kvNextAttemptAt: number | null;
+  kvPermanent: boolean;
+  kvStatsWrittenAt: number | null;
 }
 
 const META_DEFAULTS: PersistedMeta = {
@@ -25,6 +30,11 @@ const META_DEFAULTS: PersistedMeta = {
   kvLastFlushAt: null,
   kvFlushedGeneration: null,
   kvLastError: null,
+  kvPendingSince: null,
+  kvFailures: 0,
+  kvNextAttemptAt: null,
+  kvPermanent: false,
+  kvStatsWrittenAt: null,
 };
 
 type EntryRow = { key: string; value: string; expires_at: number; cached_at: number; last_accessed: number; size: number; fresh_until: number | null };
