@@ -381,7 +381,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   /** Writes both KV keys now, waiting out the per-key floor (< 1 s). */
   async flush(): Promise<FlushResult> {
     this.persistLazyState();
-    const result = await this.sync.flush((now) => this.buildForKv(now), { waitForFloor: true });
+    const result = await this.sync.flush((now) => this.buildForKv(now), "forced");
     await this.ensureAlarm();
     return result;
   }
@@ -420,7 +420,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     try {
       this.sweep(now);
       this.persistLazyState();
-      if (this.sync.isPending) await this.sync.flush((t) => this.buildForKv(t), { waitForFloor: false });
+      if (this.sync.isPending) await this.sync.flush((t) => this.buildForKv(t), "scheduled");
     } catch (err) {
       // Never let the runtime's alarm retry loop take over: our own schedule below already retries.
       this.log("error", "CACHE_DO_PERSIST", "alarm_failed", { error: (err as Error).message });
@@ -509,7 +509,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   private async afterMutation(): Promise<void> {
     this.sync.markDirty();
     if (this.config.syncMode === "write-through") {
-      await this.sync.flush((now) => this.buildForKv(now), { waitForFloor: false, ignoreFloor: true });
+      await this.sync.flush((now) => this.buildForKv(now), "write-through");
     }
     await this.ensureAlarm();
   }
