@@ -14,10 +14,31 @@ export const MAX_VALUE_DEPTH = 100;
 /** Ten years: long enough for "practically forever", short enough that expiresAt stays a safe integer. */
 export const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
 
+/** KV's value limit: `do_cache_entries` must never be larger. */
+export const KV_MAX_VALUE_BYTES = 25 * 1024 * 1024;
+/**
+ * Room kept under KV_MAX_VALUE_BYTES for the snapshot's header (format, generation, writtenAt, digest): the
+ * largest CACHE_MAX_BYTES accepted is KV_MAX_VALUE_BYTES minus this.
+ */
+export const SNAPSHOT_HEADER_ALLOWANCE_BYTES = 4096;
+/**
+ * What one entry costs in `do_cache_entries` besides its JSON-escaped key and its value: the brackets, field
+ * names and separators (69 bytes) and four epoch-ms numbers (16 digits each at most).
+ */
+export const SNAPSHOT_ENTRY_OVERHEAD_BYTES = 69 + 4 * 16;
+
 const encoder = new TextEncoder();
 
 export function utf8Length(text: string): number {
   return encoder.encode(text).byteLength;
+}
+
+/**
+ * What an entry costs in the KV snapshot: its key as JSON (escapes included), its canonical value text and the
+ * per-entry fields. CACHE_MAX_BYTES bounds the sum, so the snapshot fits in KV whatever the entry count.
+ */
+export function snapshotEntryBytes(key: string, canonicalValue: string): number {
+  return utf8Length(JSON.stringify(key)) + utf8Length(canonicalValue) + SNAPSHOT_ENTRY_OVERHEAD_BYTES;
 }
 
 /** Returns why a key is unusable, or null. */

@@ -1,4 +1,4 @@
-import type { SyncMode } from "../protocol/index.js";
+import { KV_MAX_VALUE_BYTES, SNAPSHOT_HEADER_ALLOWANCE_BYTES, type SyncMode } from "../protocol/index.js";
 import type { Env } from "./env.js";
 import type { LogLevel } from "./log.js";
 
@@ -16,7 +16,7 @@ export interface CacheConfig {
 export const DEFAULTS: CacheConfig = {
   featureFlagDoCache: true,
   maxEntries: 1000,
-  // 20 MiB keeps the whole snapshot comfortably below KV's 25 MiB value limit.
+  // What the entries may cost in the KV snapshot (snapshotEntryBytes): 20 MiB stays well below KV's 25 MiB.
   maxBytes: 20 * 1024 * 1024,
   defaultTtlSeconds: 3600,
   flushIntervalSeconds: 10,
@@ -24,6 +24,16 @@ export const DEFAULTS: CacheConfig = {
   syncMode: "coalesced",
   logLevel: "info",
 };
+
+/** The largest CACHE_MAX_BYTES whose snapshot still fits in one KV value. */
+export const MAX_CACHE_BYTES = KV_MAX_VALUE_BYTES - SNAPSHOT_HEADER_ALLOWANCE_BYTES;
+
+/** CACHE_MAX_BYTES bounds what the entries cost in the snapshot; a bound KV cannot hold is clamped, and said. */
+function snapshotBound(bytes: number, problems: string[]): number {
+  if (bytes <= MAX_CACHE_BYTES) return bytes;
+  problems.push(`CACHE_MAX_BYTES=${bytes} cannot fit in one KV value (${KV_MAX_VALUE_BYTES} bytes with the snapshot's header); using ${MAX_CACHE_BYTES}`);
+  return MAX_CACHE_BYTES;
+}
 
 /**
  * A typo in a var must not silently turn a bound off, so unparsable values fall back to the default and are
@@ -52,7 +62,7 @@ export function readConfig(env: Env): { config: CacheConfig; problems: string[] 
     config: {
       featureFlagDoCache,
       maxEntries: Math.floor(num("CACHE_MAX_ENTRIES", DEFAULTS.maxEntries, 1)),
-      maxBytes: Math.floor(num("CACHE_MAX_BYTES", DEFAULTS.maxBytes, 1024)),
+      maxBytes: snapshotBound(Math.floor(num("CACHE_MAX_BYTES", DEFAULTS.maxBytes, 1024)), problems),
       defaultTtlSeconds: num("CACHE_DEFAULT_TTL_SECONDS", DEFAULTS.defaultTtlSeconds, 0.001),
       flushIntervalSeconds: num("KV_FLUSH_INTERVAL_SECONDS", DEFAULTS.flushIntervalSeconds, 1),
       dailyWriteBudget: Math.floor(num("KV_DAILY_WRITE_BUDGET", DEFAULTS.dailyWriteBudget, 0)),

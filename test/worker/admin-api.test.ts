@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ENTRIES_KEY, MAX_BODY_BYTES } from "../../protocol/index.js";
+import { ENTRIES_KEY, MAX_BODY_BYTES, snapshotEntryBytes } from "../../protocol/index.js";
 import { handleRequest } from "../../worker/index.js";
 import { ADMIN_KEY, BASE, api, apiJson, entryPath, freshState, postJson, putJson } from "./helpers.js";
 import { writeKvSnapshot } from "./kv-fixtures.js";
@@ -52,7 +52,8 @@ describe("happy paths of every route", () => {
   it("GET /stats and /metadata describe the cache without secrets", async () => {
     await putJson(entryPath("k"), { value: "v" });
     const stats = (await apiJson("/api/v1/cache/stats")).body.data;
-    expect(stats).toMatchObject({ size: 1, bytes: 4, hits: 0, misses: 0, evictions: 0, expirations: 0, generation: 1 });
+    // bytes: what the entry costs in the KV snapshot (JSON-escaped key, value, per-entry fields)
+    expect(stats).toMatchObject({ size: 1, bytes: snapshotEntryBytes("k", '"v"'), hits: 0, misses: 0, evictions: 0, expirations: 0, generation: 1 });
     expect(stats.kv).toEqual({
       lastFlushAt: null,
       lastError: null,

@@ -7,7 +7,7 @@ import {
   canonicalJson,
   keyProblem,
   ttlProblem,
-  utf8Length,
+  snapshotEntryBytes,
   valueProblem,
   type CacheStats,
   type ClearResult,
@@ -31,7 +31,7 @@ import { fail, ok, type Result } from "../result.js";
 import { KvSync, type BuiltSnapshot } from "./kv-sync.js";
 import { LruMemory, type MemoryEntry } from "./memory.js";
 import { ReadThrough, type ReadThroughResult } from "./read-through.js";
-import { buildEntriesSnapshot } from "./snapshot-builder.js";
+import { SnapshotMemo, snapshotText, type SnapshotText } from "./snapshot-builder.js";
 import { EntryStorage } from "./storage.js";
 
 /** One entry to write: the value as canonical JSON text (the Worker canonicalises it once, at the edge). */
@@ -61,6 +61,9 @@ interface Counters {
   expirations: number;
 }
 
+/** The entries' `size` is what they cost in the KV snapshot (storage.ts PersistedMeta.sizeModel). */
+const SIZE_MODEL = 2;
+
 /** Past a stale-while-revalidate entry's fresh period (callers check the hard expiry separately). */
 const isStale = (entry: MemoryEntry, now: number) => entry.freshUntil !== undefined && entry.freshUntil <= now;
 
@@ -77,6 +80,8 @@ export class CacheDurableObject extends DurableObject<Env> {
   sync!: KvSync;
   private readonly log: Logger;
   private readonly memory: LruMemory;
+  /** Snapshot bodies, built once per generation (tests read `builds`). */
+  readonly snapshots = new SnapshotMemo();
   private generation = 0;
   private counters: Counters = { hits: 0, misses: 0, evictions: 0, expirations: 0 };
   private statsDirty = false;
@@ -119,6 +124,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     const started = Date.now();
     const meta = this.store.loadMeta();
     const rows = this.store.loadEntries();
+    if (meta.sizeModel !== SIZE_MODEL) this.migrateSizes(rows);
     const kv = await this.readKvSnapshot();
     let source: LoadSource = rows.length > 0 || meta.generation > 0 ? "do" : "empty";
     let generation = meta.generation;
@@ -132,14 +138,14 @@ export class CacheDurableObject extends DurableObject<Env> {
         .sort((a, b) => a[1].lastAccessed - b[1].lastAccessed)
         .map(([key, e]) => {
           const value = canonicalJson(e.value);
-          const entry: MemoryEntry = { value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, size: utf8Length(key) + utf8Length(value) };
+          const entry: MemoryEntry = { value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, size: snapshotEntryBytes(key, value) };
           if (typeof e.freshUntil === "number") entry.freshUntil = e.freshUntil;
           return [key, entry] as [string, MemoryEntry];
         });
       generation = kv.report.generation;
       this.store.transaction(() => {
         this.store.replaceAllEntries(loaded);
-        this.store.writeMeta({ generation, kvFlushedGeneration: generation });
+        this.store.writeMeta({ generation, kvFlushedGeneration: generation, sizeModel: SIZE_MODEL });
       });
       meta.kvFlushedGeneration = generation;
       source = "kv";
@@ -183,6 +189,22 @@ export class CacheDurableObject extends DurableObject<Env> {
       bytes: this.memory.bytes,
       ms: this.loadInfo.durationMs,
       kv: kv.report,
+    });
+  }
+
+  /**
+   * Rows written before 0.2 recorded key + value bytes as their size; the bound now counts what an entry costs
+   * in the KV snapshot. Recomputed once, in one transaction, then recorded in meta.
+   */
+  private migrateSizes(rows: Array<[string, MemoryEntry]>): void {
+    const sizes: Array<[string, number]> = [];
+    for (const [key, entry] of rows) {
+      entry.size = snapshotEntryBytes(key, entry.value);
+      sizes.push([key, entry.size]);
+    }
+    this.store.transaction(() => {
+      this.store.resizeEntries(sizes);
+      this.store.writeMeta({ sizeModel: SIZE_MODEL });
     });
   }
 
@@ -314,7 +336,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   /** The DO's live state in exactly the `do_cache_entries` format: what `verify-kv` compares KV against. */
   async snapshot(): Promise<{ text: string; generation: number; digest: string }> {
     const snap = await this.buildSnapshot(this.now());
-    return { text: snap.text, generation: this.generation, digest: snap.digest };
+    return { text: snap.text, generation: snap.generation, digest: snap.digest };
   }
 
   // ---- writes -----------------------------------------------------------------------------------------------
@@ -439,8 +461,8 @@ export class CacheDurableObject extends DurableObject<Env> {
     if (typeof input.value !== "string") return fail(400, "bad_request", "value must be canonical JSON text");
     const v = valueProblem(input.value);
     if (v) return fail(413, "too_large", v);
-    const size = utf8Length(input.key) + utf8Length(input.value);
-    if (size > this.config.maxBytes) return fail(413, "too_large", `entry is ${size} bytes; CACHE_MAX_BYTES is ${this.config.maxBytes}`);
+    const size = snapshotEntryBytes(input.key, input.value);
+    if (size > this.config.maxBytes) return fail(413, "too_large", `entry costs ${size} bytes in the KV snapshot; CACHE_MAX_BYTES is ${this.config.maxBytes}`);
     return null;
   }
 
@@ -455,7 +477,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       expiresAt,
       cachedAt: now,
       lastAccessed: now,
-      size: utf8Length(input.key) + utf8Length(input.value),
+      size: snapshotEntryBytes(input.key, input.value),
     };
     if (swr > 0) entry.freshUntil = freshUntil;
     const evicted = this.memory.set(input.key, entry);
@@ -566,21 +588,24 @@ export class CacheDurableObject extends DurableObject<Env> {
     return live;
   }
 
-  private buildSnapshot(now: number) {
-    return buildEntriesSnapshot(this.liveEntries(now), this.generation, now);
+  /** The live state as `do_cache_entries` text, from a body built once per generation (SnapshotMemo). */
+  private async buildSnapshot(now: number): Promise<SnapshotText & { generation: number }> {
+    const generation = this.generation;
+    const body = await this.snapshots.get(generation, now, () => this.liveEntries(now));
+    return { ...snapshotText(body, generation, now), generation };
   }
 
   private async buildForKv(now: number): Promise<BuiltSnapshot> {
-    const snap = await this.buildSnapshot(now);
     const { kv: _kv, generation: _generation, ...counters } = this.stats();
+    const snap = await this.buildSnapshot(now);
     return {
-      generation: this.generation,
+      generation: snap.generation,
       digest: snap.digest,
       writtenAt: now,
       entryCount: snap.count,
       entriesText: snap.text,
       statsText: (kvWritesToday) => {
-        const doc: StatsSnapshot = { format: 1, generation: this.generation, writtenAt: now, ...counters, kvWritesToday };
+        const doc: StatsSnapshot = { format: 1, generation: snap.generation, writtenAt: now, ...counters, kvWritesToday };
         return JSON.stringify(doc);
       },
     };

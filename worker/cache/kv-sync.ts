@@ -1,12 +1,10 @@
-import { ENTRIES_KEY, STATS_KEY, utf8Length, type FlushResult, type KvStatus, type SnapshotKeyMetadata, type SyncMode } from "../../protocol/index.js";
+import { ENTRIES_KEY, KV_MAX_VALUE_BYTES, STATS_KEY, utf8Length, type FlushResult, type KvStatus, type SnapshotKeyMetadata, type SyncMode } from "../../protocol/index.js";
 import type { Logger } from "../log.js";
 import { STATS_EVERY_FLUSHES, earliestScheduled, nextUtcMidnight, pacingFor, scheduledQuota, steadyIntervalMs, type Pacing } from "./pacing.js";
 import type { EntryStorage, PersistedMeta } from "./storage.js";
 
 /** KV accepts one write per second per key; stay a little above it so clock jitter never trips a 429. */
 export const KV_PER_KEY_INTERVAL_MS = 1050;
-/** KV's value limit (25 MiB). A snapshot over it can never be written, so it is not tried. */
-export const KV_MAX_VALUE_BYTES = 25 * 1024 * 1024;
 const BACKOFF_BASE_MS = 2_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
 

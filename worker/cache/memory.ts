@@ -4,7 +4,7 @@ export interface MemoryEntry {
   expiresAt: number;
   cachedAt: number;
   lastAccessed: number;
-  /** UTF-8 bytes of key + value: what the entry costs in the KV snapshot. */
+  /** What the entry costs in the KV snapshot (snapshotEntryBytes): JSON-escaped key, value and fields. */
   size: number;
   /**
    * Set by getOrSet with staleWhileRevalidateSeconds: after this the value is stale (still served, refreshed in

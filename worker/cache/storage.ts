@@ -17,6 +17,8 @@ export interface PersistedMeta {
   kvNextAttemptAt: number | null;
   kvPermanent: boolean;
   kvStatsWrittenAt: number | null;
+  /** How `size` was computed: 1 = key + value bytes (0.1), 2 = what the entry costs in the KV snapshot. */
+  sizeModel: number;
 }
 
 const META_DEFAULTS: PersistedMeta = {
@@ -35,6 +37,7 @@ const META_DEFAULTS: PersistedMeta = {
   kvNextAttemptAt: null,
   kvPermanent: false,
   kvStatsWrittenAt: null,
+  sizeModel: 1,
 };
 
 type EntryRow = { key: string; value: string; expires_at: number; cached_at: number; last_accessed: number; size: number; fresh_until: number | null };
@@ -96,6 +99,11 @@ export class EntryStorage {
     this.rowsWritten += cursor.rowsWritten;
     // UTF-16 length approximates UTF-8 bytes for the ASCII-heavy JSON we store; 4 integers at 8 bytes.
     this.bytesWritten += key.length + e.value.length + 32;
+  }
+
+  /** Rewrites the size column (a change of size model, once per DO). */
+  resizeEntries(sizes: Iterable<[string, number]>): void {
+    for (const [key, size] of sizes) this.rowsWritten += this.sql.exec("UPDATE entries SET size = ? WHERE key = ?", size, key).rowsWritten;
   }
 
   deleteEntries(keys: Iterable<string>): void {
