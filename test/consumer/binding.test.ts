@@ -50,15 +50,22 @@ describe("CacheService across a Worker boundary", () => {
 
   it("a loader that never settles frees its key after loadTimeoutMs; the next call loads afresh", async () => {
     const client = createCacheClient(bindings.TFTCACHE, quiet);
+    // Stuck the way a hung vendor call is: on pending I/O (a 10-minute timer), cleared when the test ends.
+    const timers: Array<ReturnType<typeof setTimeout>> = [];
+    const stuck = () => new Promise<never>((_, reject) => timers.push(setTimeout(() => reject(new Error("held")), 600_000)));
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));
-    const first = client.getOrSet("quote:HANG", () => (started(), new Promise<never>(() => {})), { loadTimeoutMs: 200 });
-    await running;
-    const second = client.getOrSet("quote:HANG", () => new Promise<never>(() => {}), { loadTimeoutMs: 200 });
-    for (const o of await Promise.allSettled([first, second])) expect(o.status === "rejected" && o.reason).toBeInstanceOf(LoaderTimeoutError);
-    let loads = 0;
-    expect(await client.getOrSet("quote:HANG", () => ({ bid: ++loads }), { loadTimeoutMs: 200 })).toEqual({ bid: 1 });
-    expect(loads).toBe(1);
+    try {
+      const first = client.getOrSet("quote:HANG", () => (started(), stuck()), { loadTimeoutMs: 200 });
+      await running;
+      const second = client.getOrSet("quote:HANG", stuck, { loadTimeoutMs: 200 });
+      for (const o of await Promise.allSettled([first, second])) expect(o.status === "rejected" && o.reason).toBeInstanceOf(LoaderTimeoutError);
+      let loads = 0;
+      expect(await client.getOrSet("quote:HANG", () => ({ bid: ++loads }), { loadTimeoutMs: 200 })).toEqual({ bid: 1 });
+      expect(loads).toBe(1);
+    } finally {
+      for (const timer of timers) clearTimeout(timer);
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ENTRIES_KEY, MAX_VALUE_BYTES, type ServiceGetOrSet } from "../../protocol/index.js";
 import { LoaderTimeoutError, createCacheClient, type CacheServiceBinding } from "../../client/index.js";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
@@ -18,7 +18,17 @@ const quiet = { log: () => {} };
 /** How many callers joined the DO's load in flight for `key` (null: none in flight). */
 const joinedCount = (key: string) => runInDurableObject(cacheStub(), (instance: CacheDurableObject) => instance.readThrough.joinedCount(key));
 
-/** A loader that never settles, and a promise that resolves once it has been called (the slot is taken). */
+/** Timers that keep "never settling" loaders pending; cleared after each test. */
+const held: Array<ReturnType<typeof setTimeout>> = [];
+afterEach(() => {
+  for (const timer of held.splice(0)) clearTimeout(timer);
+});
+
+/**
+ * A loader that does not settle for the rest of the test, and a promise that resolves once it has been called
+ * (the slot is taken). It waits on a pending 10-minute timer, as a loader stuck on I/O would: a bare
+ * `new Promise(() => {})` has nothing pending, and workerd cancels such a call as hung after a while.
+ */
 function neverSettles() {
   let calls = 0;
   let called!: () => void;
@@ -26,7 +36,7 @@ function neverSettles() {
   const loader = () => {
     calls++;
     called();
-    return new Promise<never>(() => {});
+    return new Promise<never>((_, reject) => held.push(setTimeout(() => reject(new Error("held for 10 minutes")), 600_000)));
   };
   return { loader, started, calls: () => calls };
 }
