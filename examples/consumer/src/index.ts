@@ -1,4 +1,4 @@
-import { createCacheClient, type CacheServiceBinding } from "../../../client/index.js";
+import { LoaderTimeoutError, createCacheClient, type CacheServiceBinding } from "../../../client/index.js";
 
 interface Env {
   TFTCACHE: CacheServiceBinding;
@@ -32,10 +32,13 @@ export default {
       const ttl = Number(url.searchParams.get("ttl") ?? "5");
       const swr = Number(url.searchParams.get("swr") ?? "30");
       try {
-        const value = await cache.getOrSet(`quote:${symbol}`, () => fetchQuote(symbol, env), { ttlSeconds: ttl, staleWhileRevalidateSeconds: swr });
+        // A quote the vendor has not produced in 5 s is no use to a trader: give up on it (every request waiting
+        // for this symbol gets the same answer at once) and let the next request try again.
+        const value = await cache.getOrSet(`quote:${symbol}`, () => fetchQuote(symbol, env), { ttlSeconds: ttl, staleWhileRevalidateSeconds: swr, loadTimeoutMs: 5_000 });
         return Response.json({ quote: value, cache: cache.stats() });
       } catch (err) {
-        return Response.json({ error: (err as Error).message }, { status: 502 });
+        // Only the market-data call's own failure gets here: the client absorbs every cache problem.
+        return Response.json({ error: (err as Error).message }, { status: err instanceof LoaderTimeoutError ? 504 : 502 });
       }
     }
     if (url.pathname === "/upstream-calls") return Response.json({ upstreamCalls });
