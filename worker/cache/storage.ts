@@ -9,6 +9,8 @@ export interface PersistedMeta {
   expirations: number;
   kvDay: string;
   kvWritesToday: number;
+  /** Writes charged against the pacing line today (null in meta written before 0.2). */
+  kvPaceSpent: number | null;
   kvLastFlushAt: number | null;
   kvFlushedGeneration: number | null;
   kvLastError: string | null;
@@ -29,6 +31,7 @@ const META_DEFAULTS: PersistedMeta = {
   expirations: 0,
   kvDay: "",
   kvWritesToday: 0,
+  kvPaceSpent: null,
   kvLastFlushAt: null,
   kvFlushedGeneration: null,
   kvLastError: null,
