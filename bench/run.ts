@@ -56,6 +56,8 @@ async function benchStack(mode: "coalesced" | "write-through", opts: { persistTo
   const inspectorPort = opts.inspector ? await freePort() : undefined;
   const stack = await startStack({
     root: ROOT,
+    // Its own key: a developer's .dev.vars (even ADMIN_API_KEY="", which disables the admin API) must not change the run.
+    adminKey: "bench-admin-key-0123456789abcdef",
     port: await freePort(),
     kvPort: await freePort(),
     persistTo,

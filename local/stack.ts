@@ -66,10 +66,14 @@ function readWranglerToml(root: string) {
     compatibility_date: string;
     vars?: Record<string, string>;
     kv_namespaces?: Array<{ binding: string; id: string; preview_id?: string }>;
+    ratelimits?: Array<{ name: string; simple?: { limit: number; period: 10 | 60 } }>;
   };
   const ns = doc.kv_namespaces?.find((n) => n.binding === "CACHE_DO_KV");
   if (!ns) throw new Error("wrangler.toml has no CACHE_DO_KV kv_namespaces entry");
-  return { main: doc.main, compatibilityDate: doc.compatibility_date, vars: doc.vars ?? {}, namespaceId: ns.preview_id ?? ns.id };
+  // Rate Limiting bindings (AUTH_RATE_LIMITER), simulated locally as wrangler dev simulates them.
+  const ratelimits: Record<string, { simple: { limit: number; period: 10 | 60 } }> = {};
+  for (const r of doc.ratelimits ?? []) if (r.simple) ratelimits[r.name] = { simple: r.simple };
+  return { main: doc.main, compatibilityDate: doc.compatibility_date, vars: doc.vars ?? {}, namespaceId: ns.preview_id ?? ns.id, ratelimits };
 }
 
 /** One bundle per entry per process: restarts (tests, the benchmark's cold starts) reuse it. */
@@ -155,6 +159,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     compatibilityDate: toml.compatibilityDate,
     durableObjects: { CACHE_DO: { className: "CacheDurableObject", useSQLite: true } },
     kvNamespaces: { CACHE_DO_KV: toml.namespaceId },
+    ratelimits: toml.ratelimits,
     // An empty key is passed as empty, as wrangler dev passes it: the Worker then fails closed (admin_disabled).
     bindings: { ...toml.vars, ...opts.vars, ADMIN_API_KEY: adminKey.key },
   };
