@@ -1,3 +1,4 @@
+import { pacingAdvice } from "../pacing-advice.js";
 import { ENTRIES_KEY, VERSION } from "../../protocol/index.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
@@ -79,7 +80,10 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
       const stats = await ctx.admin().stats();
       doGeneration = stats.generation;
       checks.push({ name: "auth", verdict: "ok", detail: `admin API answered: ${stats.size} entries, generation ${stats.generation}` });
-      if (stats.kv.lastError) checks.push({ name: "kv writes", verdict: "warn", detail: stats.kv.lastError, fix: "see `tftcache stats`; the DO retries from its alarm" });
+      if (stats.kv.writable === false) checks.push({ name: "kv writes", verdict: "warn", detail: `KV cannot be written now: ${stats.kv.lastError ?? "see tftcache stats"}`, fix: "`tftcache verify-kv` fails until this clears; see `tftcache stats` for the budget and the last error" });
+      else if (stats.kv.lastError) checks.push({ name: "kv writes", verdict: "warn", detail: stats.kv.lastError, fix: "see `tftcache stats`; the DO retries from its alarm" });
+      const pacing = pacingAdvice(stats.kv);
+      if (pacing) checks.push({ name: "kv pacing", verdict: "warn", ...pacing });
     } catch (err) {
       checks.push({ name: "auth", verdict: "fail", detail: (err as Error).message, ...(err instanceof CliError && err.hint ? { fix: err.hint } : {}) });
     }

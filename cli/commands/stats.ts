@@ -22,7 +22,24 @@ function statsRows(ctx: CommandContext, s: CacheStats): Array<[string, string | 
     ["kv pending since", s.kv.pendingSince ? c.yellow(formatRelative(s.kv.pendingSince, now)) : c.green("in sync")],
     ["kv writes today", `${s.kv.writesToday} / ${s.kv.budget}`],
     ["kv last error", s.kv.lastError ? c.red(safeText(s.kv.lastError)) : "none"],
+    ...pacingRows(ctx, s, now),
   ];
+}
+
+/** How scheduled flushes are spread over the day: the interval now, the next flush, and any forecast. */
+function pacingRows(ctx: CommandContext, s: CacheStats, now: number): Array<[string, string]> {
+  const p = s.kv.pacing;
+  if (!p) return [];
+  const c = ctx.out.chalk;
+  const secs = (ms: number) => (Number.isFinite(ms) ? `${Math.round(ms / 100) / 10}s` : "never");
+  const rows: Array<[string, string]> = [
+    ["kv flush interval", p.paced ? c.yellow(`${secs(p.intervalMs)} (paced by the budget; base ${secs(p.baseIntervalMs)})`) : `${secs(p.intervalMs)}`],
+    ["kv next flush", p.nextFlushAt === null ? "nothing owed" : formatRelative(p.nextFlushAt, now)],
+    ["kv reserve", `${p.reserve} writes kept for flush/clear by an operator`],
+  ];
+  if (p.budgetExhaustsAt !== null) rows.push(["kv budget runs out", c.red(formatRelative(p.budgetExhaustsAt, now))]);
+  if (s.kv.writable === false) rows.push(["kv writable", c.red("no: KV cannot be written now")]);
+  return rows;
 }
 
 const WATCH_COLUMNS = ["entries", "bytes", "hits", "misses", "hit%", "gen", "kv-writes", "kv"];

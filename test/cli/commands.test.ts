@@ -1,15 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { ENTRIES_KEY, STATS_KEY } from "../../protocol/index.js";
+import { ENTRIES_KEY, STATS_KEY, type KvStatus } from "../../protocol/index.js";
 import { ADMIN_KEY, CF_TOKEN, CtrlC, KV_PATH, cli, expectNoSecrets, json, mockAgent, ok, target, tempDir } from "./harness.js";
 import { liveStats, snapshot, statsDoc } from "./fixtures.js";
 
 /** Mocks the Worker's /snapshot + /stats and both KV keys. */
-async function syncScenario(opts: { doValues: Record<string, unknown>; doGen: number; kvEntries?: string | null; kvStats?: string | null; pendingSince?: number | null }) {
+async function syncScenario(opts: { doValues: Record<string, unknown>; doGen: number; kvEntries?: string | null; kvStats?: string | null; pendingSince?: number | null; kv?: Partial<KvStatus> }) {
   const agent = mockAgent();
   const worker = agent.get("http://worker.test");
   const cf = agent.get("http://cf.test");
   worker.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, ok(await snapshot(opts.doGen, opts.doValues)), json);
-  worker.intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(200, ok(liveStats(opts.doGen, opts.pendingSince ?? null)), json);
+  const live = liveStats(opts.doGen, opts.pendingSince ?? null);
+  live.kv = { ...live.kv, ...opts.kv };
+  worker.intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(200, ok(live), json);
   const kvReply = (key: string, body: string | null | undefined) => {
     const i = cf.intercept({ path: `${KV_PATH}/values/${key}`, method: "GET" });
     if (body === null || body === undefined) i.reply(404, { success: false, errors: [{ code: 10009, message: "key not found" }], messages: [], result: null });
@@ -197,14 +199,30 @@ describe("diff and verify-kv", () => {
     expect(r.stdout).toMatch(/do_cache_entries is unreadable/);
   });
 
-  it("a missing stats key, or one that disagrees with entries, is drift", async () => {
+  it("a missing stats key, or one that contradicts the entries, is drift; an older one is not", async () => {
     const kv = JSON.stringify(await snapshot(5, { a: 1 }));
     const missing = await cli([...target, "verify-kv"], { agent: await syncScenario({ doValues: { a: 1 }, doGen: 5, kvEntries: kv, kvStats: null }) });
     expect(missing.code).toBe(1);
     expect(missing.stdout).toMatch(/do_cache_stats is missing/);
-    const stale = await cli([...target, "verify-kv"], { agent: await syncScenario({ doValues: { a: 1 }, doGen: 5, kvEntries: kv, kvStats: JSON.stringify(statsDoc(4, 1)) }) });
-    expect(stale.code).toBe(1);
-    expect(stale.stdout).toMatch(/disagrees with do_cache_entries/);
+    // do_cache_stats rides every tenth flush: describing an older generation is expected.
+    const older = await cli([...target, "verify-kv"], { agent: await syncScenario({ doValues: { a: 1 }, doGen: 5, kvEntries: kv, kvStats: JSON.stringify(statsDoc(4, 7)) }) });
+    expect(older.code).toBe(0);
+    const newer = await cli([...target, "verify-kv"], { agent: await syncScenario({ doValues: { a: 1 }, doGen: 5, kvEntries: kv, kvStats: JSON.stringify(statsDoc(6, 1)) }) });
+    expect(newer.code).toBe(1);
+    expect(newer.stdout).toMatch(/do_cache_stats \(generation 6\) is newer than do_cache_entries \(generation 5\)/);
+    const sameGenOtherSize = await cli([...target, "verify-kv"], { agent: await syncScenario({ doValues: { a: 1 }, doGen: 5, kvEntries: kv, kvStats: JSON.stringify(statsDoc(5, 3)) }) });
+    expect(sameGenOtherSize.code).toBe(1);
+    expect(sameGenOtherSize.stdout).toMatch(/do_cache_stats says size 3 but do_cache_entries holds 1 live entries/);
+  });
+
+  it("verify-kv fails (1) when the DO reports that KV cannot be written, whatever --max-lag-seconds tolerates", async () => {
+    const kv = JSON.stringify(await snapshot(5, { a: 1 }));
+    const stats = JSON.stringify(statsDoc(5, 1));
+    const lastError = "daily KV write budget exhausted (1000/1000 writes today, resets at 00:00 UTC)";
+    const agent = await syncScenario({ doValues: { a: 2 }, doGen: 6, kvEntries: kv, kvStats: stats, pendingSince: Date.now() - 2_000, kv: { writable: false, lastError } });
+    const r = await cli([...target, "verify-kv", "--max-lag-seconds", "86400"], { agent });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`the DO reports that KV cannot be written: ${lastError}`);
   });
 
   it("--max-lag-seconds tolerates a recent unflushed write and flags an old one", async () => {
