@@ -22,10 +22,12 @@ export const KV_MAX_VALUE_BYTES = 25 * 1024 * 1024;
  */
 export const SNAPSHOT_HEADER_ALLOWANCE_BYTES = 4096;
 /**
- * What one entry costs in `do_cache_entries` besides its JSON-escaped key and its value: the brackets, field
- * names and separators (69 bytes) and four epoch-ms numbers (16 digits each at most).
+ * What one entry costs in `do_cache_entries` besides its JSON-escaped key and its value: brackets, field names and
+ * separators (55 bytes) and three epoch-ms times of 13 digits (every time until the year 2286); a stale-while-
+ * revalidate entry adds `,"freshUntil":` and a fourth time.
  */
-export const SNAPSHOT_ENTRY_OVERHEAD_BYTES = 69 + 4 * 16;
+export const SNAPSHOT_ENTRY_OVERHEAD_BYTES = 55 + 3 * 13;
+export const SNAPSHOT_FRESH_UNTIL_BYTES = 14 + 13;
 
 const encoder = new TextEncoder();
 
@@ -37,8 +39,8 @@ export function utf8Length(text: string): number {
  * What an entry costs in the KV snapshot: its key as JSON (escapes included), its canonical value text and the
  * per-entry fields. CACHE_MAX_BYTES bounds the sum, so the snapshot fits in KV whatever the entry count.
  */
-export function snapshotEntryBytes(key: string, canonicalValue: string): number {
-  return utf8Length(JSON.stringify(key)) + utf8Length(canonicalValue) + SNAPSHOT_ENTRY_OVERHEAD_BYTES;
+export function snapshotEntryBytes(key: string, canonicalValue: string, hasFreshUntil = false): number {
+  return utf8Length(JSON.stringify(key)) + utf8Length(canonicalValue) + SNAPSHOT_ENTRY_OVERHEAD_BYTES + (hasFreshUntil ? SNAPSHOT_FRESH_UNTIL_BYTES : 0);
 }
 
 /** Returns why a key is unusable, or null. */

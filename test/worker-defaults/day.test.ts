@@ -1,4 +1,5 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { simulateDay } from "../../bench/day-simulation.js";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
@@ -64,4 +65,21 @@ describe("pacing seen from the API", () => {
     expect(forced).toMatchObject({ written: true });
     expect(forced.upToDate).toBeUndefined();
   }, 120_000);
+});
+
+describe("the snapshot stays within the byte bound whatever the entry count", () => {
+  it("20,000 entries of ~25 bytes in a 2 MiB bound: the bound counts their real snapshot cost, evicts, and the snapshot fits", async () => {
+    const entries = Array.from({ length: 20_000 }, (_, i) => ({ key: `k${String(i).padStart(6, "0")}`, value: `v${i}`.padEnd(12, ".") }));
+    for (let i = 0; i < entries.length; i += 10_000) expect((await postJson("/api/v1/cache/seed", { entries: entries.slice(i, i + 10_000) })).status).toBe(200);
+    const s = (await apiJson("/api/v1/cache/stats")).body.data;
+    expect(s.evictions).toBeGreaterThan(0);
+    expect(s.bytes).toBeLessThanOrEqual(2 * 1024 * 1024);
+    const flushed = (await postJson("/api/v1/cache/flush", {})).body.data;
+    expect(flushed.written).toBe(true);
+    const text = (await env.CACHE_DO_KV.get("do_cache_entries", "text"))!;
+    const bytes = new TextEncoder().encode(text).byteLength;
+    expect(bytes).toBeLessThanOrEqual(2 * 1024 * 1024 + 4096);
+    expect(bytes).toBeGreaterThan(0.95 * s.bytes); // the count is close, not wildly conservative
+    expect(flushed.entries).toBe(s.size);
+  }, 60_000);
 });

@@ -263,6 +263,7 @@ describe("KV snapshot writes", () => {
   });
 
   it("keeps serving when KV throws, records the error, and the alarm retries", async () => {
+    const setClock = await fakeClock();
     const failing = { put: async () => { throw new Error("KV is down"); }, delete: async () => { throw new Error("KV is down"); } };
     let real!: KVNamespace;
     await runInDurableObject(cacheStub(), (i: CacheDurableObject) => {
@@ -280,6 +281,7 @@ describe("KV snapshot writes", () => {
       expect(await state.storage.getAlarm()).not.toBeNull();
       i.sync.kv = real;
     });
+    await setClock(s.kv.nextAttemptAt); // the retry waits out its backoff
     expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
     expect((await stats()).kv).toMatchObject({ lastError: null, pendingSince: null });
     expect((await readKvJson(ENTRIES_KEY)).entries[0][0]).toBe("a");

@@ -138,7 +138,7 @@ export class CacheDurableObject extends DurableObject<Env> {
         .sort((a, b) => a[1].lastAccessed - b[1].lastAccessed)
         .map(([key, e]) => {
           const value = canonicalJson(e.value);
-          const entry: MemoryEntry = { value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, size: snapshotEntryBytes(key, value) };
+          const entry: MemoryEntry = { value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, size: snapshotEntryBytes(key, value, typeof e.freshUntil === "number") };
           if (typeof e.freshUntil === "number") entry.freshUntil = e.freshUntil;
           return [key, entry] as [string, MemoryEntry];
         });
@@ -199,7 +199,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   private migrateSizes(rows: Array<[string, MemoryEntry]>): void {
     const sizes: Array<[string, number]> = [];
     for (const [key, entry] of rows) {
-      entry.size = snapshotEntryBytes(key, entry.value);
+      entry.size = snapshotEntryBytes(key, entry.value, entry.freshUntil !== undefined);
       sizes.push([key, entry.size]);
     }
     this.store.transaction(() => {
@@ -461,7 +461,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     if (typeof input.value !== "string") return fail(400, "bad_request", "value must be canonical JSON text");
     const v = valueProblem(input.value);
     if (v) return fail(413, "too_large", v);
-    const size = snapshotEntryBytes(input.key, input.value);
+    const size = snapshotEntryBytes(input.key, input.value, (input.staleWhileRevalidateSeconds ?? 0) > 0);
     if (size > this.config.maxBytes) return fail(413, "too_large", `entry costs ${size} bytes in the KV snapshot; CACHE_MAX_BYTES is ${this.config.maxBytes}`);
     return null;
   }
@@ -477,7 +477,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       expiresAt,
       cachedAt: now,
       lastAccessed: now,
-      size: snapshotEntryBytes(input.key, input.value),
+      size: snapshotEntryBytes(input.key, input.value, swr > 0),
     };
     if (swr > 0) entry.freshUntil = freshUntil;
     const evicted = this.memory.set(input.key, entry);

@@ -298,6 +298,11 @@ export class KvSync {
       this.log("warn", "CACHE_DO_KV_FLUSH", "budget_exhausted", { writesToday: this.writesToday, budget: this.pacing.budget });
       return this.notWritten(error);
     }
+    if (kind === "scheduled") {
+      // The alarm also runs for sweeps and stats: it only retries KV when the failure allows it.
+      if (this.permanent) return this.notWritten(this.lastError ?? "permanent KV error");
+      if (this.nextAttemptAt !== null && this.nextAttemptAt > now) return this.notWritten(`deferred: retrying at ${new Date(this.nextAttemptAt).toISOString()}`);
+    }
     if (kind === "scheduled" && this.isPaced()) {
       const usable = this.pacing.budget - this.pacing.reserve;
       if (this.writesToday + cost > usable) return this.notWritten(`deferred: scheduled flushes have spent the day's budget but the ${this.pacing.reserve}-write operator reserve; next at 00:00 UTC`);
