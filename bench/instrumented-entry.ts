@@ -4,6 +4,7 @@
  */
 import { CacheDurableObject as RealCacheDurableObject } from "../worker/cache/cache-do.js";
 import worker from "../worker/index.js";
+import { simulateDay, type DaySimulationOptions, type DaySimulationResult } from "./day-simulation.js";
 
 export default worker;
 
@@ -21,5 +22,11 @@ export class CacheDurableObject extends RealCacheDurableObject {
     }
     await tick();
     return Date.now() - t0;
+  }
+
+  /** A whole UTC day of continuous writes under a fake clock (bench/day-simulation.ts), on this instance. */
+  async simulateDay(opts: DaySimulationOptions, schedule: "paced" | "greedy"): Promise<DaySimulationResult> {
+    this.sync.schedule = schedule;
+    return simulateDay(this, this.ctx.storage, opts);
   }
 }

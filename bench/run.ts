@@ -14,7 +14,7 @@ import { startStack, type Stack } from "../local/stack.js";
 import { freePort } from "../test/e2e/stack-harness.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const { values: flags } = parseArgs({ options: { quick: { type: "boolean" } } });
+const { values: flags } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" } } });
 const QUICK = flags.quick === true;
 // --quick is a smoke test (CI): fewer runs. The committed RESULTS.md comes from a full run.
 const RUNS = QUICK ? 2 : 5;
@@ -51,7 +51,7 @@ const percentile = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
-async function benchStack(mode: "coalesced" | "write-through", opts: { persistTo?: string; inspector?: boolean; flushSeconds?: number } = {}) {
+async function benchStack(mode: "coalesced" | "write-through", opts: { persistTo?: string; inspector?: boolean; flushSeconds?: number; vars?: Record<string, string> } = {}) {
   const persistTo = opts.persistTo ?? join(mkdtempSync(join(tmpdir(), "tftcache-bench-")), "v3");
   const inspectorPort = opts.inspector ? await freePort() : undefined;
   const stack = await startStack({
@@ -70,6 +70,7 @@ async function benchStack(mode: "coalesced" | "write-through", opts: { persistTo
       CACHE_MAX_ENTRIES: "20000",
       LOG_LEVEL: "error",
       ...(opts.flushSeconds ? { KV_FLUSH_INTERVAL_SECONDS: String(opts.flushSeconds) } : {}),
+      ...opts.vars,
     },
   });
   return { stack, persistTo, inspectorPort };
@@ -357,10 +358,62 @@ ${rows.join("\n")}
   writeFileSync(join(OUT_DIR, "RESULTS.md"), md);
 }
 
+/**
+ * 6. A simulated UTC day of continuous writes (one every 5 s) under a fake clock in workerd: how far KV falls
+ * behind and whether the budget lasts, paced (0.2) against 0.1's greedy schedule, at the default budget and at 100.
+ */
+async function simulatedDay() {
+  console.log("6. a simulated day of continuous writes: KV lag and the write budget");
+  for (const budget of [1000, 100]) {
+    const { stack } = await benchStack("coalesced", { vars: { KV_DAILY_WRITE_BUDGET: String(budget), KV_FLUSH_INTERVAL_SECONDS: "10" } });
+    const ns = await stack.mf.getDurableObjectNamespace("CACHE_DO");
+    for (const schedule of ["paced", "greedy"] as const) {
+      const stub = ns.get(ns.idFromName(`sim-${schedule}`)) as unknown as { simulateDay(o: { writeEveryMs: number }, s: string): Promise<{ maxLagSeconds: number; kvWrites: number; budgetExhausted: boolean; flushes: number }> };
+      const t = Date.now();
+      const day = await stub.simulateDay({ writeEveryMs: 5_000 }, schedule);
+      const mode = schedule === "paced" ? "coalesced" : "greedy (0.1)";
+      const note = `${day.flushes} flushes, ${day.kvWrites}/${budget} KV writes, budget ${day.budgetExhausted ? "EXHAUSTED" : "lasted"}; simulated in ${((Date.now() - t) / 1000).toFixed(1)} s`;
+      const target = budget === 1000 && schedule === "paced" ? "≤ 180, budget lasts" : schedule === "greedy" ? "(baseline)" : "budget lasts";
+      metrics.push({ name: `day_max_kv_lag_budget_${budget}`, value: day.maxLagSeconds, unit: "s", mode, n: 17_280, target, ...(schedule === "paced" ? { meetsTarget: !day.budgetExhausted && (budget !== 1000 || day.maxLagSeconds <= 180) } : {}), note });
+      console.log(`  budget ${budget}, ${schedule}: max lag ${day.maxLagSeconds} s; ${note}`);
+    }
+    await stack.stop();
+  }
+}
+
+/**
+ * 7. Snapshot size: 260,000 entries of ~25 bytes with CACHE_MAX_ENTRIES=300000 made a 31.5 MB snapshot in 0.1,
+ * which KV refuses (25 MiB). The byte bound now counts what each entry costs in the snapshot.
+ */
+async function snapshotSize() {
+  const n = QUICK ? 26_000 : 260_000;
+  const maxBytes = QUICK ? 2 * 1024 * 1024 : 20 * 1024 * 1024;
+  console.log(`7. snapshot size: ${n} entries of ~25 bytes, CACHE_MAX_BYTES=${maxBytes}`);
+  const { stack } = await benchStack("coalesced", { vars: { CACHE_MAX_ENTRIES: "300000", CACHE_MAX_BYTES: String(maxBytes), KV_DAILY_WRITE_BUDGET: "1000" } });
+  const api = client(stack);
+  for (let i = 0; i < n; i += 10_000) {
+    const entries = Array.from({ length: Math.min(10_000, n - i) }, (_, j) => ({ key: `q:${String(i + j).padStart(7, "0")}`, value: "0123456789abcd" }));
+    await api.call("POST", "/api/v1/cache/seed", { entries });
+  }
+  const t = Date.now();
+  const flushed = await api.call("POST", "/api/v1/cache/flush", {});
+  const flushMs = Date.now() - t;
+  const text = (await stack.kv.get("do_cache_entries", "text")) ?? "";
+  const bytes = Buffer.byteLength(text);
+  const kept = flushed.entries as number;
+  metrics.push({ name: "snapshot_bytes_written", value: bytes, unit: "bytes", mode: "coalesced", n, target: `≤ ${25 * 1024 * 1024} (KV's value limit)`, meetsTarget: bytes <= 25 * 1024 * 1024 && flushed.written === true, note: `CACHE_MAX_BYTES=${maxBytes}; ${kept} of ${n} entries kept (the byte bound evicted the rest)` });
+  metrics.push({ name: "snapshot_flush_ms", value: flushMs, unit: "ms", mode: "coalesced", n: kept, note: "POST /flush of that snapshot, build and KV put" });
+  console.log(`  ${bytes} bytes written, ${kept} of ${n} entries kept, flush ${flushMs} ms`);
+  await stack.stop();
+}
+
 async function main() {
   const startedAt = new Date();
   console.log(`tftcache benchmark${QUICK ? " (quick)" : ""}: ${RUNS} runs per figure`);
-  for (const phase of [kvWritesPer1000Sets, storageCostBySize, hitCost, coldStartVerifyAndHeap]) {
+  // --only simulatedDay,snapshotSize runs some phases (while developing; reports are written as usual).
+  const only = flags.only?.split(",");
+  for (const phase of [kvWritesPer1000Sets, storageCostBySize, hitCost, coldStartVerifyAndHeap, simulatedDay, snapshotSize]) {
+    if (only && !only.includes(phase.name)) continue;
     const t = Date.now();
     await phase();
     console.log(`  (${phase.name}: ${((Date.now() - t) / 1000).toFixed(1)} s)`);
