@@ -10,6 +10,7 @@ export type ErrorCode =
   | "method_not_allowed"
   | "too_large"
   | "rate_limited"
+  | "conflict"
   | "admin_disabled"
   | "do_disabled"
   | "loader_failed"
@@ -109,6 +110,30 @@ export interface SeedReject {
   index: number;
   key?: unknown;
   reason: string;
+}
+
+export interface PurgeResult {
+  prefix: string;
+  deleted: number;
+  generation: number;
+}
+
+export interface RestoreStaged {
+  stage: string;
+  /** Entries staged so far in this stage. */
+  staged: number;
+}
+
+export interface RestoreResult {
+  /** Entries now in the cache. */
+  restored: number;
+  /** Entries of the file already expired: not restored. */
+  skippedExpired: number;
+  /** Entries the cache's bounds left out (least recently used first). */
+  evicted: number;
+  generation: number;
+  /** The cache's digest after the restore (equal to the file's when nothing was skipped or evicted). */
+  digest: string;
 }
 
 export interface ClearResult {

@@ -20,6 +20,10 @@ import {
   type LoadSource,
   type Metadata,
   type SeedResult,
+  type PurgeResult,
+  type RestoreResult,
+  type RestoreStaged,
+  digestRows,
   type StatsSnapshot,
 } from "../../protocol/index.js";
 import { clock } from "../clock.js";
@@ -32,7 +36,7 @@ import { KvSync, type BuiltSnapshot } from "./kv-sync.js";
 import { LruMemory, type MemoryEntry } from "./memory.js";
 import { ReadThrough, type ReadThroughResult } from "./read-through.js";
 import { SnapshotMemo, snapshotText, type SnapshotText } from "./snapshot-builder.js";
-import { EntryStorage } from "./storage.js";
+import { EntryStorage, type StagedEntry } from "./storage.js";
 
 /** One entry to write: the value as canonical JSON text (the Worker canonicalises it once, at the edge). */
 export interface EntryInput {
@@ -60,6 +64,11 @@ interface Counters {
   evictions: number;
   expirations: number;
 }
+
+/** Restore stages not committed within this long are discarded. */
+const STAGE_TTL_MS = 3_600_000;
+/** What one restore may stage: a full 25 MiB snapshot with room to spare. */
+const MAX_STAGE_BYTES = 64 * 1024 * 1024;
 
 /** The entries' `size` is what they cost in the KV snapshot (storage.ts PersistedMeta.sizeModel). */
 const SIZE_MODEL = 2;
@@ -89,6 +98,8 @@ export class CacheDurableObject extends DurableObject<Env> {
   private readonly touched = new Map<string, number>();
   private earliestExpiry = Number.POSITIVE_INFINITY;
   private scheduledAlarm: number | null = null;
+  /** When the oldest restore stage began: the alarm discards stages an hour old. */
+  private oldestStage: number | null = null;
   /** getOrSet, refresh and getMany (worker/cache/read-through.ts): single flight and load timeouts live there. */
   readonly readThrough = new ReadThrough({
     getEntry: (key) => this.getEntry(key),
@@ -179,6 +190,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     if (damaged && this.generation > 0) this.sync.markDirty();
 
     this.loadInfo = { source, at: Date.now(), durationMs: Date.now() - started, kvSnapshot: kv.report };
+    this.oldestStage = this.store.expireStages(this.now() - STAGE_TTL_MS);
     this.scheduledAlarm = await this.ctx.storage.getAlarm();
     await this.ensureAlarm();
     const level = kv.report.status === "corrupt" || kv.report.status === "torn" || kv.report.status === "unreadable" ? "warn" : "info";
@@ -433,6 +445,84 @@ export class CacheDurableObject extends DurableObject<Env> {
     return result;
   }
 
+  /** Deletes every entry whose key starts with `prefix` (memory, SQLite, and KV with the next flush). */
+  async purgePrefix(prefix: string): Promise<Result<PurgeResult>> {
+    if (prefix === "") return fail(400, "bad_request", "prefix must not be empty (to delete everything, clear the cache)");
+    const keys = [...this.memory.keys()].filter((key) => key.startsWith(prefix));
+    if (keys.length > 0) {
+      this.mutate(() => {
+        for (const key of keys) {
+          this.memory.delete(key);
+          this.touched.delete(key);
+        }
+        this.store.deleteEntries(keys);
+      });
+      await this.afterMutation();
+    }
+    this.log("info", "CACHE_DO_CLEAR", "purged", { prefix, deleted: keys.length, generation: this.generation });
+    return ok({ prefix, deleted: keys.length, generation: this.generation });
+  }
+
+  // ---- restore: stage, then swap in one transaction -----------------------------------------------------------
+
+  /** Adds entries to a restore stage; the cache does not see them until commitRestore. */
+  async stageRestore(stage: string, entries: Array<[string, StagedEntry]>): Promise<Result<RestoreStaged>> {
+    const info = this.store.stageInfo(stage);
+    this.oldestStage = Math.min(this.oldestStage ?? Number.POSITIVE_INFINITY, info?.since ?? this.now());
+    const incoming = entries.reduce((n, [key, e]) => n + key.length + e.value.length, 0);
+    if ((info?.bytes ?? 0) + incoming > MAX_STAGE_BYTES) {
+      return fail(413, "too_large", `a restore may stage at most ${MAX_STAGE_BYTES} bytes; discard it (DELETE /restore/${stage})`);
+    }
+    const now = this.now();
+    this.store.transaction(() => this.store.stageRows(stage, entries, info?.since ?? now));
+    await this.ensureAlarm();
+    return ok({ stage, staged: this.store.stageInfo(stage)?.rows ?? 0 });
+  }
+
+  /**
+   * Replaces the whole cache with a stage, if the stage is exactly what the caller uploaded: `count` rows that
+   * hash to `digest` (design.md §2). One transaction, so a failed or interrupted restore leaves the old contents.
+   */
+  async commitRestore(stage: string, expect: { digest: string; count: number }): Promise<Result<RestoreResult>> {
+    const rows = this.store.loadStage(stage);
+    if (rows.length === 0 && expect.count !== 0) return fail(409, "conflict", `no restore stage ${JSON.stringify(stage)} (discarded after an hour, or never staged)`);
+    if (rows.length !== expect.count) return fail(400, "bad_request", `stage holds ${rows.length} entries; the file has ${expect.count}: upload again`);
+    const digest = await digestRows(rows.map(([key, e]) => [key, e.value, e.expiresAt] as const));
+    if (digest !== expect.digest) return fail(400, "bad_request", `staged entries hash to ${digest}, not ${expect.digest}: nothing was changed`);
+    const now = this.now();
+    const live = rows.filter(([, e]) => e.expiresAt > now).sort((a, b) => a[1].lastAccessed - b[1].lastAccessed);
+    let evicted = 0;
+    this.mutate(() => {
+      this.store.deleteAllEntries();
+      this.memory.clear();
+      this.touched.clear();
+      this.earliestExpiry = Number.POSITIVE_INFINITY;
+      for (const [key, e] of live) {
+        const entry: MemoryEntry = { ...e, size: snapshotEntryBytes(key, e.value, e.freshUntil !== undefined) };
+        if (entry.size > this.config.maxBytes) {
+          evicted++;
+          continue;
+        }
+        evicted += this.memory.set(key, entry).length;
+      }
+      for (const [key, entry] of this.memory.entries()) {
+        this.store.putEntry(key, entry);
+        this.earliestExpiry = Math.min(this.earliestExpiry, entry.expiresAt);
+      }
+      this.store.deleteStage(stage);
+    });
+    await this.afterMutation();
+    const snap = await this.buildSnapshot(this.now());
+    const result: RestoreResult = { restored: this.memory.size, skippedExpired: rows.length - live.length, evicted, generation: this.generation, digest: snap.digest };
+    this.log("info", "CACHE_DO_PERSIST", "restored", { ...result });
+    return ok(result);
+  }
+
+  /** Discards a stage (the CLI does on Ctrl-C or failure; the alarm does after an hour). */
+  abortRestore(stage: string): { stage: string; discarded: number } {
+    return { stage, discarded: this.store.deleteStage(stage) };
+  }
+
   // ---- alarm ------------------------------------------------------------------------------------------------
 
   /** The one alarm: TTL sweep, lazy persistence of stats and LRU order, and the owed KV flush (or its retry). */
@@ -442,6 +532,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     try {
       this.sweep(now);
       this.persistLazyState();
+      this.oldestStage = this.store.expireStages(now - STAGE_TTL_MS);
       if (this.sync.isPending) await this.sync.flush((t) => this.buildForKv(t), "scheduled");
     } catch (err) {
       // Never let the runtime's alarm retry loop take over: our own schedule below already retries.
@@ -575,6 +666,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     if (due !== null) candidates.push(due);
     if (Number.isFinite(this.earliestExpiry)) candidates.push(Math.max(this.earliestExpiry, now + interval));
     if (this.statsDirty || this.touched.size > 0) candidates.push(now + interval);
+    if (this.oldestStage !== null) candidates.push(this.oldestStage + STAGE_TTL_MS);
     if (candidates.length === 0) return;
     const wanted = Math.max(Math.min(...candidates), now);
     if (this.scheduledAlarm !== null && this.scheduledAlarm <= wanted) return;

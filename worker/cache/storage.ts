@@ -43,6 +43,15 @@ const META_DEFAULTS: PersistedMeta = {
   sizeModel: 1,
 };
 
+/** An entry as a restore stages it: a snapshot entry with its value as canonical JSON text. */
+export interface StagedEntry {
+  value: string;
+  expiresAt: number;
+  cachedAt: number;
+  lastAccessed: number;
+  freshUntil?: number;
+}
+
 type EntryRow = { key: string; value: string; expires_at: number; cached_at: number; last_accessed: number; size: number; fresh_until: number | null };
 
 /**
@@ -66,6 +75,18 @@ export class EntryStorage {
       fresh_until INTEGER
     ) WITHOUT ROWID`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
+    // A restore uploads here first, invisible to the cache, and is swapped in by one transaction (commitStage).
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS restore_stage (
+      stage TEXT NOT NULL,
+      key TEXT NOT NULL,
+      value TEXT NOT NULL,
+      expires_at INTEGER NOT NULL,
+      cached_at INTEGER NOT NULL,
+      last_accessed INTEGER NOT NULL,
+      fresh_until INTEGER,
+      staged_at INTEGER NOT NULL,
+      PRIMARY KEY (stage, key)
+    )`);
   }
 
   private get sql(): SqlStorage {
@@ -132,6 +153,50 @@ export class EntryStorage {
       this.deleteAllEntries();
       for (const [key, e] of entries) this.putEntry(key, e);
     });
+  }
+
+  // ---- restore staging ----------------------------------------------------------------------------------------
+
+  stageRows(stage: string, rows: Iterable<[string, StagedEntry]>, stagedAt: number): void {
+    for (const [key, e] of rows) {
+      const cursor = this.sql.exec(
+        "INSERT OR REPLACE INTO restore_stage (stage, key, value, expires_at, cached_at, last_accessed, fresh_until, staged_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        stage, key, e.value, e.expiresAt, e.cachedAt, e.lastAccessed, e.freshUntil ?? null, stagedAt,
+      );
+      this.rowsWritten += cursor.rowsWritten;
+    }
+  }
+
+  /** Rows and bytes staged so far, and when the stage began (null: no such stage). */
+  stageInfo(stage: string): { rows: number; bytes: number; since: number } | null {
+    const r = this.sql.exec<{ n: number; bytes: number | null; since: number | null }>(
+      "SELECT COUNT(*) AS n, SUM(LENGTH(key) + LENGTH(value)) AS bytes, MIN(staged_at) AS since FROM restore_stage WHERE stage = ?",
+      stage,
+    ).one();
+    return r.n === 0 ? null : { rows: r.n, bytes: r.bytes ?? 0, since: r.since ?? 0 };
+  }
+
+  loadStage(stage: string): Array<[string, StagedEntry]> {
+    const out: Array<[string, StagedEntry]> = [];
+    for (const r of this.sql.exec<{ key: string; value: string; expires_at: number; cached_at: number; last_accessed: number; fresh_until: number | null }>(
+      "SELECT key, value, expires_at, cached_at, last_accessed, fresh_until FROM restore_stage WHERE stage = ?",
+      stage,
+    )) {
+      const e: StagedEntry = { value: r.value, expiresAt: r.expires_at, cachedAt: r.cached_at, lastAccessed: r.last_accessed };
+      if (r.fresh_until !== null) e.freshUntil = r.fresh_until;
+      out.push([r.key, e]);
+    }
+    return out;
+  }
+
+  deleteStage(stage: string): number {
+    return this.sql.exec("DELETE FROM restore_stage WHERE stage = ?", stage).rowsWritten;
+  }
+
+  /** Discards stages begun before `before`; returns the oldest stage still kept, if any. */
+  expireStages(before: number): number | null {
+    this.sql.exec("DELETE FROM restore_stage WHERE stage IN (SELECT stage FROM restore_stage GROUP BY stage HAVING MIN(staged_at) < ?)", before);
+    return this.sql.exec<{ since: number | null }>("SELECT MIN(staged_at) AS since FROM restore_stage").one().since;
   }
 
   writeMeta(fields: Partial<PersistedMeta>): void {

@@ -11,6 +11,7 @@ import {
   type SeedReject,
 } from "../../protocol/index.js";
 import type { EntryInput } from "../cache/cache-do.js";
+import type { StagedEntry } from "../cache/storage.js";
 import type { CacheConfig } from "../config.js";
 import { cacheStub as stub, type Env } from "../env.js";
 import { readKvSnapshot } from "../kv-snapshot-reader.js";
@@ -63,6 +64,36 @@ function toEntryInput(raw: unknown, key?: string): EntryInput | { problem: strin
   return input;
 }
 
+const STAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+function stageId(raw: unknown): string {
+  if (typeof raw !== "string" || !STAGE_ID.test(raw)) throw new HttpError(400, "bad_request", "stage must be 1–64 characters of A–Z, a–z, 0–9, _ and -");
+  return raw;
+}
+
+/** One `[key, {value, expiresAt, lastAccessed, cachedAt, freshUntil?}]` pair of a restore, or why it is unusable. */
+function toStagedEntry(raw: unknown): [string, StagedEntry] | { problem: string; key?: unknown } {
+  if (!Array.isArray(raw) || raw.length !== 2 || !isObject(raw[1])) return { problem: "entry must be a [key, {value, expiresAt, lastAccessed, cachedAt}] pair" };
+  const [key, e] = raw as [unknown, Record<string, unknown>];
+  const kp = keyProblem(key);
+  if (kp) return { problem: kp, key };
+  if (!("value" in e)) return { problem: "entry has no value", key };
+  for (const field of ["expiresAt", "lastAccessed", "cachedAt"] as const) if (!isTime(e[field])) return { problem: `${field} is not a time`, key };
+  if (e.freshUntil !== undefined && !isTime(e.freshUntil)) return { problem: "freshUntil is not a time", key };
+  let value: string;
+  try {
+    value = canonicalJson(e.value);
+  } catch (err) {
+    return { problem: (err as Error).message, key };
+  }
+  const vp = valueProblem(value);
+  if (vp) return { problem: vp, key };
+  const staged: StagedEntry = { value, expiresAt: e.expiresAt as number, lastAccessed: e.lastAccessed as number, cachedAt: e.cachedAt as number };
+  if (typeof e.freshUntil === "number") staged.freshUntil = e.freshUntil;
+  return [key as string, staged];
+}
+
 function parseLimit(raw: string | null): number {
   if (raw === null || raw === "") return MAX_LIST_LIMIT;
   const n = Number(raw);
@@ -109,6 +140,13 @@ export const adminRouter = new Router<AdminContext>()
       const limit = parseLimit(url.searchParams.get("limit"));
       if (!config.featureFlagDoCache) return doDisabled();
       return json(await stub(env).listKeys({ prefix, cursor, limit }));
+    },
+    // Purge by prefix: DELETE /entries?prefix=P (required; clearing everything is DELETE /api/v1/cache).
+    DELETE: async ({ url, env, config }) => {
+      const prefix = url.searchParams.get("prefix");
+      if (prefix === null || prefix === "") throw new HttpError(400, "bad_request", "prefix is required: DELETE /entries?prefix=P (to delete everything, DELETE /api/v1/cache)");
+      if (!config.featureFlagDoCache) return doDisabled();
+      return fromResult(await stub(env).purgePrefix(prefix));
     },
   })
   .on("/entries/:key", {
@@ -165,6 +203,40 @@ export const adminRouter = new Router<AdminContext>()
       await discardBody(request);
       if (!config.featureFlagDoCache) return doDisabled();
       return json(await stub(env).flush());
+    },
+  })
+  .on("/restore", {
+    // {stage, entries} stages a chunk; {stage, commit: {digest, count}} swaps the stage in as the whole cache.
+    POST: async ({ request, env, config }) => {
+      const body = await readJsonBody(request);
+      if (!config.featureFlagDoCache) return doDisabled();
+      if (!isObject(body)) throw new HttpError(400, "bad_request", 'body must be {"stage", "entries": [[key, entry], …]} or {"stage", "commit": {"digest", "count"}}');
+      const stage = stageId(body.stage);
+      if (body.commit !== undefined) {
+        const c = body.commit;
+        if (!isObject(c) || typeof c.digest !== "string" || !c.digest.startsWith("sha256:") || !Number.isSafeInteger(c.count) || (c.count as number) < 0) {
+          throw new HttpError(400, "bad_request", 'commit must be {"digest": "sha256:…", "count": n}');
+        }
+        return fromResult(await stub(env).commitRestore(stage, { digest: c.digest, count: c.count as number }));
+      }
+      if (!Array.isArray(body.entries)) throw new HttpError(400, "bad_request", "entries must be an array of [key, entry] pairs");
+      if (body.entries.length > MAX_SEED_ENTRIES) throw new HttpError(413, "too_large", `at most ${MAX_SEED_ENTRIES} entries per request (got ${body.entries.length})`);
+      const staged: Array<[string, StagedEntry]> = [];
+      const rejects: SeedReject[] = [];
+      body.entries.forEach((raw, index) => {
+        const r = toStagedEntry(raw);
+        if (Array.isArray(r)) staged.push(r);
+        else rejects.push({ index, key: r.key, reason: r.problem });
+      });
+      if (rejects.length > 0) throw new HttpError(400, "bad_request", `${rejects.length} of ${body.entries.length} entries are invalid; nothing was staged`, { rejects });
+      return fromResult(await stub(env).stageRestore(stage, staged));
+    },
+  })
+  .on("/restore/:stage", {
+    DELETE: async ({ env, config }, params) => {
+      const stage = stageId(params.stage);
+      if (!config.featureFlagDoCache) return doDisabled();
+      return json(await stub(env).abortRestore(stage));
     },
   })
   .on("/snapshot", {

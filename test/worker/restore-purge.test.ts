@@ -1,0 +1,103 @@
+import { abortAllDurableObjects, runDurableObjectAlarm } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { digestEntries, type SnapshotEntry } from "../../protocol/index.js";
+import { apiJson, cacheStub, entryPath, fakeClock, freshState, futureNoon, postJson, putJson } from "./helpers.js";
+
+beforeEach(freshState);
+
+const snapshotNow = async () => (await apiJson("/api/v1/cache/snapshot")).body.data;
+const keysNow = async () => (await snapshotNow()).entries.map((e: [string]) => e[0]);
+
+describe("purge by prefix", () => {
+  it("deletes every key with the prefix and nothing else, and KV follows with the next flush", async () => {
+    for (const key of ["quote:AAPL", "quote:MSFT", "fx:EURUSD", "quote", "quotes:x"]) await putJson(entryPath(key), { value: 1 });
+    const res = await apiJson("/api/v1/cache/entries?prefix=quote%3A", { method: "DELETE" });
+    expect(res.status).toBe(200);
+    expect(res.body.data).toMatchObject({ prefix: "quote:", deleted: 2 });
+    expect(await keysNow()).toEqual(["fx:EURUSD", "quote", "quotes:x"]);
+    expect((await apiJson("/api/v1/cache/stats")).body.data.kv.pendingSince).not.toBeNull();
+    await abortAllDurableObjects();
+    expect(await keysNow()).toEqual(["fx:EURUSD", "quote", "quotes:x"]); // gone from SQLite too
+  });
+
+  it("refuses an empty or missing prefix", async () => {
+    await putJson(entryPath("a"), { value: 1 });
+    for (const path of ["/api/v1/cache/entries", "/api/v1/cache/entries?prefix="]) {
+      const res = await apiJson(path, { method: "DELETE" });
+      expect(res.status).toBe(400);
+      expect(res.body.error.message).toMatch(/prefix is required/);
+    }
+    expect(await keysNow()).toEqual(["a"]);
+  });
+});
+
+describe("restore: stage, then swap", () => {
+  async function fileOf(values: Record<string, unknown>, expiresAt: number) {
+    const entries: Array<[string, SnapshotEntry]> = Object.entries(values).map(([key, value], i) => [key, { value, expiresAt, lastAccessed: expiresAt - 1e6 + i, cachedAt: expiresAt - 2e6 }]);
+    return { entries, digest: await digestEntries(entries) };
+  }
+
+  it("stages in chunks invisible to the cache, then replaces its whole contents in one step", async () => {
+    const now = futureNoon();
+    await fakeClock(now);
+    await putJson(entryPath("old"), { value: "before" });
+    const file = await fileOf({ a: { px: 1 }, b: [1, 2], c: "three" }, now + 3_600_000);
+    expect((await postJson("/api/v1/cache/restore", { stage: "s1", entries: file.entries.slice(0, 2) })).body.data).toEqual({ stage: "s1", staged: 2 });
+    expect((await postJson("/api/v1/cache/restore", { stage: "s1", entries: file.entries.slice(2) })).body.data).toEqual({ stage: "s1", staged: 3 });
+    expect(await keysNow()).toEqual(["old"]); // nothing visible yet
+    const done = await postJson("/api/v1/cache/restore", { stage: "s1", commit: { digest: file.digest, count: 3 } });
+    expect(done.status).toBe(200);
+    expect(done.body.data).toMatchObject({ restored: 3, skippedExpired: 0, evicted: 0, digest: file.digest });
+    const snap = await snapshotNow();
+    expect(snap.digest).toBe(file.digest);
+    expect(snap.entries.map((e: [string]) => e[0])).toEqual(["a", "b", "c"]);
+    expect(snap.entries[0][1]).toMatchObject({ value: { px: 1 }, expiresAt: now + 3_600_000 });
+  });
+
+  it("a digest or count that does not match changes nothing; a discarded or unknown stage is a conflict", async () => {
+    const now = futureNoon();
+    await fakeClock(now);
+    await putJson(entryPath("keep"), { value: 1 });
+    const before = (await snapshotNow()).digest;
+    const file = await fileOf({ a: 1, b: 2 }, now + 3_600_000);
+    await postJson("/api/v1/cache/restore", { stage: "s2", entries: file.entries.slice(0, 1) }); // interrupted upload
+    const short = await postJson("/api/v1/cache/restore", { stage: "s2", commit: { digest: file.digest, count: 2 } });
+    expect(short.status).toBe(400);
+    expect(short.body.error.message).toMatch(/stage holds 1 entries; the file has 2/);
+    await postJson("/api/v1/cache/restore", { stage: "s2", entries: file.entries.slice(1) });
+    const tampered = await postJson("/api/v1/cache/restore", { stage: "s2", commit: { digest: `sha256:${"0".repeat(64)}`, count: 2 } });
+    expect(tampered.status).toBe(400);
+    expect(tampered.body.error.message).toMatch(/nothing was changed/);
+    expect((await snapshotNow()).digest).toBe(before);
+    expect((await apiJson("/api/v1/cache/restore/s2", { method: "DELETE" })).body.data).toEqual({ stage: "s2", discarded: 2 });
+    const gone = await postJson("/api/v1/cache/restore", { stage: "s2", commit: { digest: file.digest, count: 2 } });
+    expect(gone.status).toBe(409);
+    expect(gone.body.error.code).toBe("conflict");
+    expect((await snapshotNow()).digest).toBe(before);
+  });
+
+  it("skips expired entries, applies the bounds, and discards stages left for an hour", async () => {
+    const now = futureNoon();
+    const setClock = await fakeClock(now);
+    const file = await fileOf({ live: 1 }, now + 60_000);
+    const expired = await fileOf({ dead: 1 }, now - 1);
+    const entries = [...file.entries, ...expired.entries];
+    await postJson("/api/v1/cache/restore", { stage: "s3", entries });
+    const r = await postJson("/api/v1/cache/restore", { stage: "s3", commit: { digest: await digestEntries(entries), count: 2 } });
+    expect(r.body.data).toMatchObject({ restored: 1, skippedExpired: 1 });
+    // An abandoned stage is discarded by the alarm after an hour.
+    await postJson("/api/v1/cache/restore", { stage: "abandoned", entries: file.entries });
+    await setClock(now + 3_600_000 + 1);
+    await runDurableObjectAlarm(cacheStub());
+    const late = await postJson("/api/v1/cache/restore", { stage: "abandoned", commit: { digest: file.digest, count: 1 } });
+    expect(late.status).toBe(409);
+  });
+
+  it("rejects bad stage ids and bad entries, staging nothing", async () => {
+    expect((await postJson("/api/v1/cache/restore", { stage: "../x", entries: [] })).status).toBe(400);
+    const bad = await postJson("/api/v1/cache/restore", { stage: "s4", entries: [["ok", { value: 1, expiresAt: 1, lastAccessed: 1, cachedAt: 1 }], ["", { value: 1, expiresAt: 1, lastAccessed: 1, cachedAt: 1 }], ["k", { value: 1 }]] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.rejects.map((r: { index: number }) => r.index)).toEqual([1, 2]);
+    expect((await apiJson("/api/v1/cache/restore/s4", { method: "DELETE" })).body.data.discarded).toBe(0);
+  });
+});
