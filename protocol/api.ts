@@ -170,4 +170,9 @@ export interface KvSnapshotReport {
   status: "absent" | "ok" | "corrupt" | "torn" | "unreadable" | "stale";
   generation: number | null;
   error: string | null;
+  /**
+   * False while the status comes only from the key's metadata: a start-up does not download a snapshot that is
+   * not newer than DO storage; it is read and its digest checked shortly after (the alarm), and this turns true.
+   */
+  verified: boolean;
 }

@@ -28,11 +28,11 @@ import {
 } from "../../protocol/index.js";
 import { clock } from "../clock.js";
 import { readConfig, type CacheConfig } from "../config.js";
-import { readKvSnapshot } from "../kv-snapshot-reader.js";
 import type { Env } from "../env.js";
 import { createLogger, type Logger } from "../log.js";
 import { fail, ok, type Result } from "../result.js";
 import { KvSync, type BuiltSnapshot } from "./kv-sync.js";
+import { checkKvSnapshot, loadState } from "./load.js";
 import { LruMemory, type MemoryEntry } from "./memory.js";
 import { ReadThrough, type ReadThroughResult } from "./read-through.js";
 import { SnapshotMemo, snapshotText, type SnapshotText } from "./snapshot-builder.js";
@@ -70,8 +70,8 @@ const STAGE_TTL_MS = 3_600_000;
 /** What one restore may stage: a full 25 MiB snapshot with room to spare. */
 const MAX_STAGE_BYTES = 64 * 1024 * 1024;
 
-/** The entries' `size` is what they cost in the KV snapshot (storage.ts PersistedMeta.sizeModel). */
-const SIZE_MODEL = 2;
+/** How soon after start-up the KV snapshot the load did not download is checked: off the first request's path. */
+const KV_CHECK_DELAY_MS = 2_000;
 
 /** Past a stale-while-revalidate entry's fresh period (callers check the hard expiry separately). */
 const isStale = (entry: MemoryEntry, now: number) => entry.freshUntil !== undefined && entry.freshUntil <= now;
@@ -100,13 +100,15 @@ export class CacheDurableObject extends DurableObject<Env> {
   private scheduledAlarm: number | null = null;
   /** When the oldest restore stage began: the alarm discards stages an hour old. */
   private oldestStage: number | null = null;
+  /** The KV snapshot was not downloaded at start-up and still has to be checked for damage (by the alarm). */
+  private kvCheckPending = false;
   /** getOrSet, refresh and getMany (worker/cache/read-through.ts): single flight and load timeouts live there. */
   readonly readThrough = new ReadThrough({
     getEntry: (key) => this.getEntry(key),
     freshValue: (key) => {
       const now = this.now();
       const entry = this.memory.peek(key);
-      return entry && entry.expiresAt > now && !isStale(entry, now) ? entry.value : undefined;
+      return entry && entry.expiresAt > now && !isStale(entry, now) ? this.valueFor(key, entry) : undefined;
     },
     putEntry: (input) => this.putEntry(input),
     log: (...line) => this.log(...line),
@@ -115,7 +117,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     source: "empty",
     at: 0,
     durationMs: 0,
-    kvSnapshot: { status: "absent", generation: null, error: null },
+    kvSnapshot: { status: "absent", generation: null, error: null, verified: false },
   };
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -133,42 +135,13 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   private async load(): Promise<void> {
     const started = Date.now();
-    const meta = this.store.loadMeta();
-    const rows = this.store.loadEntries();
-    if (meta.sizeModel !== SIZE_MODEL) this.migrateSizes(rows);
-    const kv = await this.readKvSnapshot();
-    let source: LoadSource = rows.length > 0 || meta.generation > 0 ? "do" : "empty";
-    let generation = meta.generation;
-    let loaded = rows;
-
-    if (kv.snapshot && kv.report.generation !== null && kv.report.generation > meta.generation) {
-      // KV is newer (the DO lost its storage or was moved): adopt it, once, as a full rewrite.
-      const now = this.now();
-      loaded = kv.snapshot.entries
-        .filter(([, e]) => e.expiresAt > now)
-        .sort((a, b) => a[1].lastAccessed - b[1].lastAccessed)
-        .map(([key, e]) => {
-          const value = canonicalJson(e.value);
-          const entry: MemoryEntry = { value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, size: snapshotEntryBytes(key, value, typeof e.freshUntil === "number") };
-          if (typeof e.freshUntil === "number") entry.freshUntil = e.freshUntil;
-          return [key, entry] as [string, MemoryEntry];
-        });
-      generation = kv.report.generation;
-      this.store.transaction(() => {
-        this.store.replaceAllEntries(loaded);
-        this.store.writeMeta({ generation, kvFlushedGeneration: generation, sizeModel: SIZE_MODEL });
-      });
-      meta.kvFlushedGeneration = generation;
-      source = "kv";
-    } else if (kv.report.status === "ok" && kv.report.generation !== null && kv.report.generation < meta.generation) {
-      kv.report.status = "stale";
-    }
-
-    this.generation = generation;
+    const loaded = await loadState(this.store, this.env.CACHE_DO_KV, this.now());
+    const { meta, kvReport } = loaded;
+    this.generation = loaded.generation;
     this.counters = { hits: meta.hits, misses: meta.misses, evictions: meta.evictions, expirations: meta.expirations };
-    for (const [key, entry] of loaded) {
+    for (const [key, entry] of loaded.entries) {
       this.memory.set(key, entry);
-      this.earliestExpiry = Math.min(this.earliestExpiry, entry.expiresAt);
+      if (entry.expiresAt < this.earliestExpiry) this.earliestExpiry = entry.expiresAt;
     }
     // The bounds may have shrunk since the rows were written.
     const overflow = this.memory.evictOverflow();
@@ -186,45 +159,39 @@ export class CacheDurableObject extends DurableObject<Env> {
     });
     this.sync.resume();
     // A damaged or missing snapshot is replaced by the next flush; it is never read back into the cache.
-    const damaged = kv.report.status === "corrupt" || kv.report.status === "torn" || kv.report.status === "absent";
+    const damaged = kvReport.status === "corrupt" || kvReport.status === "torn" || kvReport.status === "absent";
     if (damaged && this.generation > 0) this.sync.markDirty();
+    this.kvCheckPending = loaded.kvCheckPending;
 
-    this.loadInfo = { source, at: Date.now(), durationMs: Date.now() - started, kvSnapshot: kv.report };
+    this.loadInfo = { source: loaded.source, at: Date.now(), durationMs: Date.now() - started, kvSnapshot: kvReport };
     this.oldestStage = this.store.expireStages(this.now() - STAGE_TTL_MS);
     this.scheduledAlarm = await this.ctx.storage.getAlarm();
     await this.ensureAlarm();
-    const level = kv.report.status === "corrupt" || kv.report.status === "torn" || kv.report.status === "unreadable" ? "warn" : "info";
+    const level = kvReport.status === "corrupt" || kvReport.status === "torn" || kvReport.status === "unreadable" ? "warn" : "info";
     this.log(level, "CACHE_DO_INIT", "loaded", {
-      source,
-      generation,
+      source: loaded.source,
+      generation: this.generation,
       entries: this.memory.size,
       bytes: this.memory.bytes,
       ms: this.loadInfo.durationMs,
-      kv: kv.report,
+      kv: kvReport,
+      ...(this.store.migratedFromWithoutRowid > 0 ? { schemaUpgradedRows: this.store.migratedFromWithoutRowid } : {}),
     });
   }
 
-  /**
-   * Rows written before 0.2 recorded key + value bytes as their size; the bound now counts what an entry costs
-   * in the KV snapshot. Recomputed once, in one transaction, then recorded in meta.
-   */
-  private migrateSizes(rows: Array<[string, MemoryEntry]>): void {
-    const sizes: Array<[string, number]> = [];
-    for (const [key, entry] of rows) {
-      entry.size = snapshotEntryBytes(key, entry.value, entry.freshUntil !== undefined);
-      sizes.push([key, entry.size]);
-    }
-    this.store.transaction(() => {
-      this.store.resizeEntries(sizes);
-      this.store.writeMeta({ sizeModel: SIZE_MODEL });
-    });
+  /** The snapshot the load did not download, read and verified after start-up (from the alarm). */
+  private async verifyKvAfterStart(): Promise<void> {
+    this.kvCheckPending = false;
+    const { report, damaged } = await checkKvSnapshot(this.env.CACHE_DO_KV, this.generation);
+    this.loadInfo = { ...this.loadInfo, kvSnapshot: report };
+    if (damaged && this.generation > 0) this.sync.markDirty();
+    if (damaged || report.status === "unreadable") this.log("warn", "CACHE_DO_INIT", "kv_snapshot_checked", { kv: report });
   }
 
-  private async readKvSnapshot(): Promise<{ report: KvSnapshotReport; snapshot?: EntriesSnapshot }> {
-    const read = await readKvSnapshot(this.env.CACHE_DO_KV);
-    if (read.ok) return { report: { status: "ok", generation: read.snapshot.generation, error: null }, snapshot: read.snapshot };
-    if (read.status === "absent") return { report: { status: "absent", generation: null, error: null } };
-    return { report: { status: read.status, generation: read.status === "torn" ? read.snapshot.generation : null, error: read.reason } };
+  /** A value not read since the cold start is read now, from SQLite (a point read). */
+  private valueFor(key: string, entry: MemoryEntry): string | undefined {
+    if (entry.value === undefined) entry.value = this.store.readValue(key);
+    return entry.value;
   }
 
   // ---- reads ------------------------------------------------------------------------------------------------
@@ -242,13 +209,19 @@ export class CacheDurableObject extends DurableObject<Env> {
       } else await this.ensureAlarm();
       return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
     }
+    const valueJson = this.valueFor(key, entry);
+    if (valueJson === undefined) {
+      // In memory's index but not in SQLite: never expected; treat as a miss rather than serve nothing.
+      this.memory.delete(key);
+      return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
+    }
     this.memory.touch(key, now);
     this.touched.set(key, now);
     this.counters.hits++;
     this.statsDirty = true;
     const stale = isStale(entry, now);
     this.log("debug", "DUAL_CACHE_DO", stale ? "stale_hit" : "hit", { key });
-    const view: StoredEntryView = { key, valueJson: entry.value, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed };
+    const view: StoredEntryView = { key, valueJson, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed };
     if (stale) view.stale = true;
     return ok(view);
   }
@@ -533,6 +506,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       this.sweep(now);
       this.persistLazyState();
       this.oldestStage = this.store.expireStages(now - STAGE_TTL_MS);
+      if (this.kvCheckPending) await this.verifyKvAfterStart();
       if (this.sync.isPending) await this.sync.flush((t) => this.buildForKv(t), "scheduled");
     } catch (err) {
       // Never let the runtime's alarm retry loop take over: our own schedule below already retries.
@@ -614,8 +588,9 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   private rebuildMemoryFromStorage(): void {
     this.memory.clear();
+    this.snapshots.clear();
     this.generation = this.store.loadMeta().generation;
-    for (const [key, entry] of this.store.loadEntries()) this.memory.set(key, entry);
+    for (const [key, entry] of this.store.loadIndex()) this.memory.set(key, entry);
   }
 
   /** Coalesced mode marks the snapshot owed; write-through writes it now, as the original system did. */
@@ -667,6 +642,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     if (Number.isFinite(this.earliestExpiry)) candidates.push(Math.max(this.earliestExpiry, now + interval));
     if (this.statsDirty || this.touched.size > 0) candidates.push(now + interval);
     if (this.oldestStage !== null) candidates.push(this.oldestStage + STAGE_TTL_MS);
+    if (this.kvCheckPending) candidates.push(now + KV_CHECK_DELAY_MS);
     if (candidates.length === 0) return;
     const wanted = Math.max(Math.min(...candidates), now);
     if (this.scheduledAlarm !== null && this.scheduledAlarm <= wanted) return;
@@ -674,10 +650,20 @@ export class CacheDurableObject extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(wanted);
   }
 
-  private liveEntries(now: number): Array<[string, MemoryEntry]> {
+  /** Live entries with their values: values not read since the cold start are read in one scan. */
+  private liveEntries(now: number): Array<[string, MemoryEntry & { value: string }]> {
     const live: Array<[string, MemoryEntry]> = [];
-    for (const [key, e] of this.memory.entries()) if (e.expiresAt > now) live.push([key, e]);
-    return live;
+    let unread = false;
+    for (const [key, e] of this.memory.entries()) {
+      if (e.expiresAt <= now) continue;
+      live.push([key, e]);
+      if (e.value === undefined) unread = true;
+    }
+    if (unread) {
+      const values = this.store.readValues();
+      for (const [key, e] of live) e.value ??= values.get(key);
+    }
+    return live.filter((pair): pair is [string, MemoryEntry & { value: string }] => pair[1].value !== undefined);
   }
 
   /** The live state as `do_cache_entries` text, from a body built once per generation (SnapshotMemo). */

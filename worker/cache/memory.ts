@@ -1,6 +1,10 @@
 /** One cached entry as the memory tier holds it. `value` is canonical JSON text (see protocol/canonical). */
 export interface MemoryEntry {
-  value: string;
+  /**
+   * Canonical JSON text, or undefined until first read: a cold start loads only the index (keys, times, sizes)
+   * and each value is read from SQLite when it is first needed (a point read of ~25 µs).
+   */
+  value: string | undefined;
   expiresAt: number;
   cachedAt: number;
   lastAccessed: number;

@@ -2,6 +2,9 @@ import { digestRows, type DigestRow } from "../../protocol/index.js";
 import { compareKeys } from "../../protocol/canonical.js";
 import type { MemoryEntry } from "./memory.js";
 
+/** An entry whose value has been read (see MemoryEntry.value). */
+export type LiveEntry = MemoryEntry & { value: string };
+
 /** The costly part of a snapshot: the entries array as JSON text and its digest. */
 export interface SnapshotBody {
   entriesJson: string;
@@ -21,7 +24,7 @@ export interface SnapshotText {
  * Serialises live entries into the `entries` array of `do_cache_entries`. Values are already canonical JSON
  * text, so the array is assembled by concatenation: no parse, no re-stringify of 10,000 values per flush.
  */
-export async function buildSnapshotBody(live: Array<[string, MemoryEntry]>): Promise<SnapshotBody> {
+export async function buildSnapshotBody(live: Array<[string, LiveEntry]>): Promise<SnapshotBody> {
   live.sort((a, b) => compareKeys(a[0], b[0]));
   const rows: DigestRow[] = live.map(([key, e]) => [key, e.value, e.expiresAt]);
   const digest = await digestRows(rows);
@@ -49,7 +52,7 @@ export class SnapshotMemo {
   private memo: { generation: number; body: SnapshotBody } | null = null;
   builds = 0;
 
-  async get(generation: number, now: number, live: () => Array<[string, MemoryEntry]>): Promise<SnapshotBody> {
+  async get(generation: number, now: number, live: () => Array<[string, LiveEntry]>): Promise<SnapshotBody> {
     const m = this.memo;
     if (m && m.generation === generation && now < m.body.validUntil) return m.body;
     this.builds++;
