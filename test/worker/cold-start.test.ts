@@ -95,3 +95,40 @@ describe("cold start reads KV only when KV may be newer", () => {
     expect((await apiJson("/api/v1/cache/snapshot")).body.data.digest).toBe(before);
   });
 });
+
+describe("memory fills from SQLite on use after a cold start", () => {
+  const indexComplete = () => runInDurableObject(cacheStub(), (i: CacheDurableObject) => (i as unknown as { index: { isComplete: boolean } }).index.isComplete);
+
+  it("reads and writes within the bounds touch single rows; stats, listings and evictions complete the index once", async () => {
+    const t0 = futureNoon();
+    const setClock = await fakeClock(t0);
+    for (let i = 0; i < 40; i++) {
+      await setClock(t0 + i);
+      await putJson(entryPath(`k${i}`), { value: { i } });
+    }
+    await setClock(t0 + 100);
+    await apiJson(entryPath("k3")); // k3 is now the most recently used
+    await setClock(t0 + 200);
+    await runDurableObjectAlarm(cacheStub()); // persist access times
+    await abortAllDurableObjects();
+    expect((await apiJson(entryPath("k5"))).body.data.value).toEqual({ i: 5 });
+    expect((await putJson(entryPath("new"), { value: 1 })).status).toBe(200);
+    expect((await apiJson(entryPath("nope"))).status).toBe(404);
+    expect(await indexComplete()).toBe(false);
+    const stats = (await apiJson("/api/v1/cache/stats")).body.data;
+    expect(stats.size).toBe(41);
+    expect(await indexComplete()).toBe(true);
+    // LRU order is the whole cache's: what was used since the start (k5, new) is the most recent, k3 before them.
+    const order = await runInDurableObject(cacheStub(), (i: CacheDurableObject) => [...(i as unknown as { index: { keys(): Iterable<string> } }).index.keys()]);
+    expect(order.slice(-3)).toEqual(["k3", "k5", "new"]);
+  });
+
+  it("the row count and byte total survive restarts exactly, without reading the rows", async () => {
+    for (let i = 0; i < 30; i++) await putJson(entryPath(`k${i}`), { value: "x".repeat(i) });
+    await apiJson(entryPath("k1"), { method: "DELETE" });
+    const before = (await apiJson("/api/v1/cache/stats")).body.data;
+    await abortAllDurableObjects();
+    const m = await metadata();
+    expect(m).toMatchObject({ size: before.size, bytes: before.bytes });
+  });
+});

@@ -33,7 +33,8 @@ import { createLogger, type Logger } from "../log.js";
 import { fail, ok, type Result } from "../result.js";
 import { KvSync, type BuiltSnapshot } from "./kv-sync.js";
 import { checkKvSnapshot, loadState } from "./load.js";
-import { LruMemory, type MemoryEntry } from "./memory.js";
+import { EntryIndex } from "./entry-index.js";
+import type { MemoryEntry } from "./memory.js";
 import { ReadThrough, type ReadThroughResult } from "./read-through.js";
 import { SnapshotMemo, snapshotText, type SnapshotText } from "./snapshot-builder.js";
 import { EntryStorage, type StagedEntry } from "./storage.js";
@@ -88,7 +89,8 @@ export class CacheDurableObject extends DurableObject<Env> {
   readonly store: EntryStorage;
   sync!: KvSync;
   private readonly log: Logger;
-  private readonly memory: LruMemory;
+  /** Memory in front of SQLite: every row after the first whole-cache operation, the rows used so far before. */
+  private index!: EntryIndex;
   /** Snapshot bodies, built once per generation (tests read `builds`). */
   readonly snapshots = new SnapshotMemo();
   private generation = 0;
@@ -107,7 +109,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     getEntry: (key) => this.getEntry(key),
     freshValue: (key) => {
       const now = this.now();
-      const entry = this.memory.peek(key);
+      const entry = this.index.peek(key);
       return entry && entry.expiresAt > now && !isStale(entry, now) ? this.valueFor(key, entry) : undefined;
     },
     putEntry: (input) => this.putEntry(input),
@@ -125,7 +127,6 @@ export class CacheDurableObject extends DurableObject<Env> {
     const { config, problems } = readConfig(env);
     this.config = config;
     this.log = createLogger(config.logLevel);
-    this.memory = new LruMemory(config.maxEntries, config.maxBytes);
     this.store = new EntryStorage(ctx.storage);
     for (const problem of problems) this.log("warn", "CACHE_DO_INIT", "config_problem", { problem });
     void ctx.blockConcurrencyWhile(() => this.load());
@@ -139,13 +140,9 @@ export class CacheDurableObject extends DurableObject<Env> {
     const { meta, kvReport } = loaded;
     this.generation = loaded.generation;
     this.counters = { hits: meta.hits, misses: meta.misses, evictions: meta.evictions, expirations: meta.expirations };
-    for (const [key, entry] of loaded.entries) {
-      this.memory.set(key, entry);
-      if (entry.expiresAt < this.earliestExpiry) this.earliestExpiry = entry.expiresAt;
-    }
-    // The bounds may have shrunk since the rows were written.
-    const overflow = this.memory.evictOverflow();
-    if (overflow.length > 0) this.store.deleteEntries(overflow);
+    this.index = new EntryIndex(this.store, this.config.maxEntries, this.config.maxBytes, loaded.start);
+    // Until the index is complete the next expiry is not known here: the alarm the last instance set covers it.
+    if (this.index.isComplete) for (const [, entry] of this.index.entries()) this.earliestExpiry = Math.min(this.earliestExpiry, entry.expiresAt);
 
     this.sync = new KvSync(this.env.CACHE_DO_KV, {
       mode: this.config.syncMode,
@@ -171,8 +168,8 @@ export class CacheDurableObject extends DurableObject<Env> {
     this.log(level, "CACHE_DO_INIT", "loaded", {
       source: loaded.source,
       generation: this.generation,
-      entries: this.memory.size,
-      bytes: this.memory.bytes,
+      entries: this.index.size,
+      bytes: this.index.bytes,
       ms: this.loadInfo.durationMs,
       kv: kvReport,
       ...(this.store.migratedFromWithoutRowid > 0 ? { schemaUpgradedRows: this.store.migratedFromWithoutRowid } : {}),
@@ -198,7 +195,7 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   async getEntry(key: string): Promise<Result<StoredEntryView>> {
     const now = this.now();
-    const entry = this.memory.peek(key);
+    const entry = this.index.peek(key);
     if (!entry || entry.expiresAt <= now) {
       this.counters.misses++;
       this.statsDirty = true;
@@ -212,10 +209,10 @@ export class CacheDurableObject extends DurableObject<Env> {
     const valueJson = this.valueFor(key, entry);
     if (valueJson === undefined) {
       // In memory's index but not in SQLite: never expected; treat as a miss rather than serve nothing.
-      this.memory.delete(key);
+      this.index.delete(key);
       return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
     }
-    this.memory.touch(key, now);
+    this.index.touch(key, now);
     this.touched.set(key, now);
     this.counters.hits++;
     this.statsDirty = true;
@@ -248,7 +245,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     const limit = Math.max(1, Math.min(opts.limit ?? 1000, 1000));
     const after = opts.cursor ?? null;
     const matching: Array<{ key: string; expiresAt: number; size: number }> = [];
-    for (const [key, e] of this.memory.entries()) {
+    for (const [key, e] of this.index.entries()) {
       if (e.expiresAt <= now || !key.startsWith(prefix)) continue;
       if (after !== null && !(key > after)) continue;
       matching.push({ key, expiresAt: e.expiresAt, size: e.size });
@@ -264,7 +261,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     let bytes = 0;
     let oldest: number | null = null;
     let newest: number | null = null;
-    for (const [, e] of this.memory.entries()) {
+    for (const [, e] of this.index.entries()) {
       if (e.expiresAt <= now) continue;
       size++;
       bytes += e.size;
@@ -342,7 +339,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   }
 
   async deleteEntry(key: string): Promise<Result<{ key: string; generation: number }>> {
-    const entry = this.memory.peek(key);
+    const entry = this.index.peek(key);
     if (!entry || entry.expiresAt <= this.now()) {
       if (entry) {
         this.mutate(() => this.expire([key]));
@@ -351,7 +348,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
     }
     this.mutate(() => {
-      this.memory.delete(key);
+      this.index.delete(key);
       this.touched.delete(key);
       this.store.deleteEntries([key]);
     });
@@ -396,10 +393,10 @@ export class CacheDurableObject extends DurableObject<Env> {
   async clear(scope: ClearScope = "all"): Promise<ClearResult> {
     let deletedEntries = 0;
     if (scope === "do" || scope === "all") {
-      deletedEntries = this.memory.size;
+      deletedEntries = this.index.size;
       this.mutate(() => {
         this.store.deleteAllEntries();
-        this.memory.clear();
+        this.index.clear();
         this.touched.clear();
         this.earliestExpiry = Number.POSITIVE_INFINITY;
       });
@@ -421,11 +418,11 @@ export class CacheDurableObject extends DurableObject<Env> {
   /** Deletes every entry whose key starts with `prefix` (memory, SQLite, and KV with the next flush). */
   async purgePrefix(prefix: string): Promise<Result<PurgeResult>> {
     if (prefix === "") return fail(400, "bad_request", "prefix must not be empty (to delete everything, clear the cache)");
-    const keys = [...this.memory.keys()].filter((key) => key.startsWith(prefix));
+    const keys = [...this.index.keys()].filter((key) => key.startsWith(prefix));
     if (keys.length > 0) {
       this.mutate(() => {
         for (const key of keys) {
-          this.memory.delete(key);
+          this.index.delete(key);
           this.touched.delete(key);
         }
         this.store.deleteEntries(keys);
@@ -467,7 +464,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     let evicted = 0;
     this.mutate(() => {
       this.store.deleteAllEntries();
-      this.memory.clear();
+      this.index.clear();
       this.touched.clear();
       this.earliestExpiry = Number.POSITIVE_INFINITY;
       for (const [key, e] of live) {
@@ -476,9 +473,9 @@ export class CacheDurableObject extends DurableObject<Env> {
           evicted++;
           continue;
         }
-        evicted += this.memory.set(key, entry).length;
+        evicted += this.index.set(key, entry).length;
       }
-      for (const [key, entry] of this.memory.entries()) {
+      for (const [key, entry] of this.index.entries()) {
         this.store.putEntry(key, entry);
         this.earliestExpiry = Math.min(this.earliestExpiry, entry.expiresAt);
       }
@@ -486,7 +483,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     });
     await this.afterMutation();
     const snap = await this.buildSnapshot(this.now());
-    const result: RestoreResult = { restored: this.memory.size, skippedExpired: rows.length - live.length, evicted, generation: this.generation, digest: snap.digest };
+    const result: RestoreResult = { restored: this.index.size, skippedExpired: rows.length - live.length, evicted, generation: this.generation, digest: snap.digest };
     this.log("info", "CACHE_DO_PERSIST", "restored", { ...result });
     return ok(result);
   }
@@ -545,7 +542,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       size: snapshotEntryBytes(input.key, input.value, swr > 0),
     };
     if (swr > 0) entry.freshUntil = freshUntil;
-    const evicted = this.memory.set(input.key, entry);
+    const evicted = this.index.set(input.key, entry);
     this.store.putEntry(input.key, entry);
     this.touched.delete(input.key);
     if (evicted.length > 0) {
@@ -560,7 +557,7 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   private expire(keys: string[]): void {
     for (const key of keys) {
-      this.memory.delete(key);
+      this.index.delete(key);
       this.touched.delete(key);
     }
     this.store.deleteEntries(keys);
@@ -577,7 +574,8 @@ export class CacheDurableObject extends DurableObject<Env> {
       this.store.transaction(() => {
         change();
         this.generation++;
-        this.store.writeMeta({ generation: this.generation });
+        // The row count and byte total travel with the generation, so the next cold start reads no rows.
+        this.store.writeMeta({ generation: this.generation, entryCount: this.index.size, entryBytes: this.index.bytes });
       });
     } catch (err) {
       this.log("error", "CACHE_DO_PERSIST", "mutation_failed", { error: (err as Error).message });
@@ -587,10 +585,10 @@ export class CacheDurableObject extends DurableObject<Env> {
   }
 
   private rebuildMemoryFromStorage(): void {
-    this.memory.clear();
     this.snapshots.clear();
     this.generation = this.store.loadMeta().generation;
-    for (const [key, entry] of this.store.loadIndex()) this.memory.set(key, entry);
+    this.index = new EntryIndex(this.store, this.config.maxEntries, this.config.maxBytes, this.store.countEntries());
+    this.earliestExpiry = Number.POSITIVE_INFINITY; // unknown until the index is complete; the stored alarm stands
   }
 
   /** Coalesced mode marks the snapshot owed; write-through writes it now, as the original system did. */
@@ -603,10 +601,11 @@ export class CacheDurableObject extends DurableObject<Env> {
   }
 
   private sweep(now: number): void {
-    if (this.earliestExpiry > now) return;
+    // An incomplete index does not know the next expiry: the sweep completes it (off any request's path).
+    if (this.index.isComplete && this.earliestExpiry > now) return;
     const expired: string[] = [];
     let earliest = Number.POSITIVE_INFINITY;
-    for (const [key, e] of this.memory.entries()) {
+    for (const [key, e] of this.index.entries()) {
       if (e.expiresAt <= now) expired.push(key);
       else earliest = Math.min(earliest, e.expiresAt);
     }
@@ -654,7 +653,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   private liveEntries(now: number): Array<[string, MemoryEntry & { value: string }]> {
     const live: Array<[string, MemoryEntry]> = [];
     let unread = false;
-    for (const [key, e] of this.memory.entries()) {
+    for (const [key, e] of this.index.entries()) {
       if (e.expiresAt <= now) continue;
       live.push([key, e]);
       if (e.value === undefined) unread = true;

@@ -8,8 +8,11 @@ export const SIZE_MODEL = 2;
 
 export interface LoadedState {
   meta: PersistedMeta;
-  /** Least recently used first. Values are undefined until first read, unless they came from KV. */
-  entries: Array<[string, MemoryEntry]>;
+  /**
+   * Every entry, least recently used first, when the load had them in hand (adopted from KV, or a one-off size
+   * migration); otherwise the row count and byte total, and memory fills on use (EntryIndex).
+   */
+  start: { entries: Array<[string, MemoryEntry]> } | { count: number; bytes: number };
   generation: number;
   source: LoadSource;
   kvReport: KvSnapshotReport;
@@ -26,10 +29,20 @@ export interface LoadedState {
  */
 export async function loadState(store: EntryStorage, kv: KVNamespace, now: number): Promise<LoadedState> {
   const meta = store.loadMeta();
-  const entries = store.loadIndex();
-  if (meta.sizeModel !== SIZE_MODEL) resizeRows(store, entries);
-  const hasDoData = entries.length > 0 || meta.generation > 0;
-  const base = { meta, entries, generation: meta.generation, source: (hasDoData ? "do" : "empty") as LoadSource };
+  let start: LoadedState["start"];
+  if (meta.sizeModel !== SIZE_MODEL) {
+    // Once per DO, on the first start of 0.2: every row is read to recompute its size.
+    const entries = store.loadIndex();
+    resizeRows(store, entries);
+    start = { entries };
+  } else if (meta.entryCount !== null && meta.entryBytes !== null) {
+    start = { count: meta.entryCount, bytes: meta.entryBytes };
+  } else {
+    start = store.countEntries();
+  }
+  const rowCount = "entries" in start ? start.entries.length : start.count;
+  const hasDoData = rowCount > 0 || meta.generation > 0;
+  const base = { meta, start, generation: meta.generation, source: (hasDoData ? "do" : "empty") as LoadSource };
 
   const listed = await kvMetadata(kv);
   if (listed.error !== undefined) {
@@ -67,12 +80,18 @@ export async function loadState(store: EntryStorage, kv: KVNamespace, now: numbe
     });
   store.transaction(() => {
     store.replaceAllEntries(adopted);
-    store.writeMeta({ generation: snapshot.generation, kvFlushedGeneration: snapshot.generation, sizeModel: SIZE_MODEL });
+    store.writeMeta({
+      generation: snapshot.generation,
+      kvFlushedGeneration: snapshot.generation,
+      sizeModel: SIZE_MODEL,
+      entryCount: adopted.length,
+      entryBytes: adopted.reduce((sum, [, e]) => sum + e.size, 0),
+    });
   });
   meta.kvFlushedGeneration = snapshot.generation;
   return {
     meta,
-    entries: adopted,
+    start: { entries: adopted },
     generation: snapshot.generation,
     source: "kv",
     kvReport: { status: "ok", generation: snapshot.generation, error: null, verified: true },
@@ -118,8 +137,9 @@ function resizeRows(store: EntryStorage, entries: Array<[string, MemoryEntry]>):
     entry.size = snapshotEntryBytes(key, entry.value ?? "", entry.freshUntil !== undefined);
     sizes.push([key, entry.size]);
   }
+  const bytes = sizes.reduce((sum, [, size]) => sum + size, 0);
   store.transaction(() => {
     store.resizeEntries(sizes);
-    store.writeMeta({ sizeModel: SIZE_MODEL });
+    store.writeMeta({ sizeModel: SIZE_MODEL, entryCount: sizes.length, entryBytes: bytes });
   });
 }

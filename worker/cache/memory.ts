@@ -31,6 +31,10 @@ export class LruMemory {
     private maxBytes: number,
   ) {}
 
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
+
   get size(): number {
     return this.map.size;
   }

@@ -19,6 +19,9 @@ export interface PersistedMeta {
   kvNextAttemptAt: number | null;
   kvPermanent: boolean;
   kvStatsWrittenAt: number | null;
+  /** Rows in `entries` and their summed size, written with every mutation (null before 0.2: counted once). */
+  entryCount: number | null;
+  entryBytes: number | null;
   /** How `size` was computed: 1 = key + value bytes (0.1), 2 = what the entry costs in the KV snapshot. */
   sizeModel: number;
 }
@@ -40,6 +43,8 @@ const META_DEFAULTS: PersistedMeta = {
   kvNextAttemptAt: null,
   kvPermanent: false,
   kvStatsWrittenAt: null,
+  entryCount: null,
+  entryBytes: null,
   sizeModel: 1,
 };
 
@@ -135,6 +140,22 @@ export class EntryStorage {
       out.push([r[0] as string, entry]);
     }
     return out;
+  }
+
+  /** One row with its value, by key (a point read on the unique index). */
+  readRow(key: string): MemoryEntry | undefined {
+    const it = this.sql.exec("SELECT expires_at, cached_at, last_accessed, size, fresh_until, value FROM entries WHERE key = ?", key).raw().next();
+    if (it.done) return undefined;
+    const r = it.value;
+    const entry: MemoryEntry = { value: r[5] as string, expiresAt: r[0] as number, cachedAt: r[1] as number, lastAccessed: r[2] as number, size: r[3] as number };
+    if (r[4] !== null) entry.freshUntil = r[4] as number;
+    return entry;
+  }
+
+  /** Rows and their summed size, counted by SQLite (for a DO whose meta predates the persisted totals). */
+  countEntries(): { count: number; bytes: number } {
+    const r = this.sql.exec("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries").raw().next().value!;
+    return { count: r[0] as number, bytes: r[1] as number };
   }
 
   /** One value, by key (a point read on the unique index). */
