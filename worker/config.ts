@@ -39,6 +39,18 @@ function snapshotBound(bytes: number, problems: string[]): number {
  * A typo in a var must not silently turn a bound off, so unparsable values fall back to the default and are
  * reported (the DO logs them at start-up).
  */
+const parsed = new WeakMap<Env, { config: CacheConfig; problems: string[] }>();
+
+/** readConfig, once per env object: vars do not change during an isolate's life, and the front reads them per request. */
+export function configOf(env: Env): { config: CacheConfig; problems: string[] } {
+  let found = parsed.get(env);
+  if (!found) {
+    found = readConfig(env);
+    parsed.set(env, found);
+  }
+  return found;
+}
+
 export function readConfig(env: Env): { config: CacheConfig; problems: string[] } {
   const problems: string[] = [];
   const num = (name: keyof Env, fallback: number, min: number): number => {

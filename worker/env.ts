@@ -17,5 +17,17 @@ export interface Env {
   LOG_LEVEL?: string;
 }
 
-/** The one cache instance every route and RPC method talks to. */
-export const cacheStub = (env: Env) => env.CACHE_DO.get(env.CACHE_DO.idFromName("cache"));
+const cacheIds = new WeakMap<DurableObjectNamespace, DurableObjectId>();
+
+/**
+ * The one cache instance every route and RPC method talks to. The id is derived once per isolate; the stub is
+ * made per request, as stubs belong to the request that made them.
+ */
+export function cacheStub(env: Env) {
+  let id = cacheIds.get(env.CACHE_DO);
+  if (!id) {
+    id = env.CACHE_DO.idFromName("cache");
+    cacheIds.set(env.CACHE_DO, id);
+  }
+  return env.CACHE_DO.get(id);
+}

@@ -1,5 +1,5 @@
 import { API_PREFIX, MIN_ADMIN_KEY_LENGTH, VERSION } from "../protocol/index.js";
-import { readConfig } from "./config.js";
+import { configOf } from "./config.js";
 import type { Env } from "./env.js";
 import { createLogger } from "./log.js";
 import { adminRouter } from "./http/admin.js";
@@ -48,7 +48,7 @@ export async function handleRequest(request: Request, env: Env): Promise<Respons
       await discardBody(request);
       return denied;
     }
-    const { config } = readConfig(env);
+    const { config } = configOf(env);
     const response = await adminRouter.handle(request.method, path.slice(API_PREFIX.length) || "/", { request, url, env, config });
     await discardBody(request);
     return response;

@@ -16,7 +16,7 @@ import {
 } from "../protocol/index.js";
 import type { StoredEntryView } from "./cache/cache-do.js";
 import type { ReadThroughResult } from "./cache/read-through.js";
-import { readConfig, type CacheConfig } from "./config.js";
+import { configOf, type CacheConfig } from "./config.js";
 import { cacheStub, type Env } from "./env.js";
 import { readKvSnapshot } from "./kv-snapshot-reader.js";
 import { createLogger, type Logger } from "./log.js";
@@ -99,7 +99,7 @@ export class CacheService extends WorkerEntrypoint<Env> {
 
   constructor(ctx: ExecutionContext, env: Env) {
     super(ctx, env);
-    const { config } = readConfig(env);
+    const { config } = configOf(env);
     this.#deps = { env, config, log: createLogger(config.logLevel) };
   }
 

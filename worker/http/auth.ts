@@ -12,15 +12,16 @@ export function presentedKey(request: Request): string | null {
   return match ? match[1]!.trim() : null;
 }
 
+/** The configured key's hash, computed once per isolate (per key) rather than on every request. */
+let expected: { key: string; hash: Promise<ArrayBuffer> } | null = null;
+
 /**
  * Constant-time comparison. Both sides are hashed first so the comparison runs over equal lengths and leaks
  * neither the key's length nor the length of the matching prefix.
  */
-export async function keysMatch(presented: string, expected: string): Promise<boolean> {
-  const [a, b] = await Promise.all([
-    crypto.subtle.digest("SHA-256", encoder.encode(presented)),
-    crypto.subtle.digest("SHA-256", encoder.encode(expected)),
-  ]);
+export async function keysMatch(presented: string, expectedKey: string): Promise<boolean> {
+  if (expected?.key !== expectedKey) expected = { key: expectedKey, hash: crypto.subtle.digest("SHA-256", encoder.encode(expectedKey)) };
+  const [a, b] = await Promise.all([crypto.subtle.digest("SHA-256", encoder.encode(presented)), expected.hash]);
   return crypto.subtle.timingSafeEqual(a, b);
 }
 
