@@ -46,16 +46,27 @@ export interface AdminKeyChoice {
 export function chooseAdminKey(root: string, opts: { override?: string; devVarsFile?: string } = {}): AdminKeyChoice {
   if (opts.override !== undefined) return { key: opts.override, source: "option", describe: "set by the caller" };
   const file = opts.devVarsFile ?? join(root, ".dev.vars");
-  if (!existsSync(file)) {
-    return { key: LOCAL_DEFAULTS.apiKey, source: "default", describe: "the built-in dev key, because there is no .dev.vars" };
+  // Like wrangler dev (getVarsForDev): .dev.vars if it exists; otherwise .env then .env.local (the later wins),
+  // unless CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV=false.
+  let vars: Record<string, string> | undefined;
+  let from = ".dev.vars";
+  if (existsSync(file)) vars = parseDevVars(readFileSync(file, "utf8"));
+  else if (opts.devVarsFile === undefined && process.env.CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV !== "false") {
+    const found = [".env", ".env.local"].filter((name) => existsSync(join(root, name)));
+    if (found.length > 0) {
+      vars = Object.assign({}, ...found.map((name) => parseDevVars(readFileSync(join(root, name), "utf8"))));
+      from = found.join(" + ");
+    }
   }
-  const vars = parseDevVars(readFileSync(file, "utf8"));
+  if (vars === undefined) {
+    return { key: LOCAL_DEFAULTS.apiKey, source: "default", describe: "the built-in dev key, because there is no .dev.vars (nor .env)" };
+  }
   if (!Object.hasOwn(vars, "ADMIN_API_KEY")) {
-    return { key: LOCAL_DEFAULTS.apiKey, source: "default", describe: "the built-in dev key, because .dev.vars has no ADMIN_API_KEY line" };
+    return { key: LOCAL_DEFAULTS.apiKey, source: "default", describe: `the built-in dev key, because ${from} has no ADMIN_API_KEY line` };
   }
   const key = vars.ADMIN_API_KEY!;
   if (key === "") {
-    return { key: "", source: "disabled", describe: "DISABLED: .dev.vars sets ADMIN_API_KEY to an empty value, so every admin route answers 503 admin_disabled (as under wrangler dev)" };
+    return { key: "", source: "disabled", describe: `DISABLED: ${from} sets ADMIN_API_KEY to an empty value, so every admin route answers 503 admin_disabled (as under wrangler dev)` };
   }
-  return { key, source: "dev-vars", describe: "from .dev.vars" };
+  return { key, source: "dev-vars", describe: `from ${from}` };
 }

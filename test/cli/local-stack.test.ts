@@ -107,7 +107,7 @@ describe(".dev.vars is read as wrangler dev reads it (dotenv.parse), and npm sta
 
   it("chooses the key, and says why: .dev.vars, the built-in dev key, or disabled", () => {
     const dir = (text?: string) => (text === undefined ? tempDir() : tempDir({ ".dev.vars": text }));
-    expect(chooseAdminKey(dir())).toMatchObject({ key: LOCAL_DEFAULTS.apiKey, source: "default", describe: "the built-in dev key, because there is no .dev.vars" });
+    expect(chooseAdminKey(dir())).toMatchObject({ key: LOCAL_DEFAULTS.apiKey, source: "default", describe: "the built-in dev key, because there is no .dev.vars (nor .env)" });
     expect(chooseAdminKey(dir("OTHER=1\n"))).toMatchObject({ key: LOCAL_DEFAULTS.apiKey, source: "default", describe: "the built-in dev key, because .dev.vars has no ADMIN_API_KEY line" });
     expect(chooseAdminKey(dir('export ADMIN_API_KEY="s3cret-from-dev-vars-0123" # mine\n'))).toMatchObject({ key: "s3cret-from-dev-vars-0123", source: "dev-vars", describe: "from .dev.vars" });
     // An explicit empty value disables the admin API, exactly as under wrangler dev: never the well-known key.
@@ -117,5 +117,14 @@ describe(".dev.vars is read as wrangler dev reads it (dotenv.parse), and npm sta
       expect(choice.describe).toMatch(/^DISABLED: \.dev\.vars sets ADMIN_API_KEY to an empty value, so every admin route answers 503 admin_disabled/);
     }
     expect(chooseAdminKey(dir('ADMIN_API_KEY=""'), { override: "given" })).toMatchObject({ key: "given", source: "option" });
+  });
+
+  it("without .dev.vars reads .env then .env.local, as wrangler dev does; .dev.vars wins when both exist", () => {
+    const fromEnv = tempDir({ ".env": "ADMIN_API_KEY=from-dot-env-0123456789\n", ".env.local": "OTHER=1\n" });
+    expect(chooseAdminKey(fromEnv)).toMatchObject({ key: "from-dot-env-0123456789", source: "dev-vars", describe: "from .env + .env.local" });
+    const local = tempDir({ ".env": "ADMIN_API_KEY=from-dot-env-0123456789\n", ".env.local": "ADMIN_API_KEY=from-env-local-0123456789\n" });
+    expect(chooseAdminKey(local).key).toBe("from-env-local-0123456789");
+    const both = tempDir({ ".env": "ADMIN_API_KEY=from-dot-env-0123456789\n", ".dev.vars": "ADMIN_API_KEY=from-dev-vars-0123456789\n" });
+    expect(chooseAdminKey(both)).toMatchObject({ key: "from-dev-vars-0123456789", describe: "from .dev.vars" });
   });
 });
