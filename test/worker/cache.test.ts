@@ -352,6 +352,19 @@ describe("KV write economy", () => {
     expect((await readKvJson(ENTRIES_KEY)).entries[0][0]).toBe("a");
   });
 
+  it("a forced flush rewrites a torn snapshot even when its metadata was copied from the good one", async () => {
+    await put("a", 1);
+    await postJson("/api/v1/cache/flush", {});
+    const { value, metadata: meta } = await env.CACHE_DO_KV.getWithMetadata<Record<string, unknown>>(ENTRIES_KEY, "text");
+    const torn = JSON.parse(value!);
+    torn.entries[0][1].value = "EVIL"; // the digest no longer holds
+    await env.CACHE_DO_KV.put(ENTRIES_KEY, JSON.stringify(torn), { metadata: meta });
+    const again = (await postJson("/api/v1/cache/flush", {})).body.data;
+    expect(again).toMatchObject({ written: true });
+    expect(again.upToDate).toBeUndefined();
+    expect((await readKvJson(ENTRIES_KEY)).entries[0][1].value).toBe(1);
+  });
+
   it("clear counts its two KV deletes, and refuses them when the budget is spent", async () => {
     await put("a", 1);
     await postJson("/api/v1/cache/flush", {});

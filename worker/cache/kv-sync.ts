@@ -1,4 +1,4 @@
-import { ENTRIES_KEY, KV_MAX_VALUE_BYTES, STATS_KEY, utf8Length, type FlushResult, type KvStatus, type SnapshotKeyMetadata, type SyncMode } from "../../protocol/index.js";
+import { ENTRIES_KEY, KV_MAX_VALUE_BYTES, STATS_KEY, readSnapshot, utf8Length, type FlushResult, type KvStatus, type SnapshotKeyMetadata, type SyncMode } from "../../protocol/index.js";
 import type { Logger } from "../log.js";
 import { STATS_EVERY_FLUSHES, earliestScheduled, nextUtcMidnight, pacingFor, scheduledQuota, steadyIntervalMs, type Pacing } from "./pacing.js";
 import type { EntryStorage, PersistedMeta } from "./storage.js";
@@ -249,8 +249,8 @@ export class KvSync {
 
   /**
    * A forced flush of a generation KV already holds writes nothing. Our own bookkeeping says so first; one KV
-   * list (a read, not a write) then confirms both keys are still there with that generation, so a snapshot
-   * deleted behind the DO's back (wrangler kv key delete) is still rewritten.
+   * list then confirms both keys are still there with that generation, and a read of the entries key that its
+   * digest holds, so a snapshot deleted or damaged behind the DO's back is still rewritten.
    */
   private async alreadyInKv(): Promise<FlushResult | null> {
     const generation = this.generation();
@@ -264,6 +264,10 @@ export class KvSync {
     const entries = listed.keys.find((k) => k.name === ENTRIES_KEY)?.metadata;
     const hasStats = listed.keys.some((k) => k.name === STATS_KEY);
     if (!hasStats || entries?.generation !== generation || typeof entries.digest !== "string" || typeof entries.entries !== "number") return null;
+    // Metadata can be copied onto damaged text: an operator's flush reads the value and checks its digest too.
+    // (A read, not a write: the budget this saves is KV's daily writes.)
+    const read = await readSnapshot((key) => this.withTimeout(this.kv.get(key, "text"), "get"));
+    if (!read.ok || read.snapshot.generation !== generation || read.snapshot.digest !== entries.digest) return null;
     return { generation, digest: entries.digest, writtenAt: entries.writtenAt, entries: entries.entries, written: true, upToDate: true };
   }
 
