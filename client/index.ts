@@ -199,8 +199,10 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
       };
 
       const timedOut = (error?: string) => {
-        log("loader_timeout", { key, timeoutMs, ...(error ? { error } : {}) });
-        return new LoaderTimeoutError(key, timeoutMs);
+        // A request that joined another's load reports that load's limit, which the cache names, not its own.
+        const limit = Number(error?.match(/within (\d+) ms/)?.[1] ?? timeoutMs);
+        log("loader_timeout", { key, timeoutMs: limit, ...(error ? { error } : {}) });
+        return new LoaderTimeoutError(key, limit);
       };
       /** The loader's value without the cache: the load this call already started, else a fresh one, bounded. */
       const uncached = async (): Promise<T> => {

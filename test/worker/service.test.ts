@@ -334,9 +334,11 @@ describe("a loader that never settles (issue 11 item 5)", () => {
     const first = neverSettles();
     const a = client.getOrSet("slow", first.loader, { loadTimeoutMs: 200 });
     await first.started;
-    const b = client.getOrSet("slow", neverSettles().loader, { loadTimeoutMs: 200 });
+    // b joins a's load with a longer limit of its own: the load's limit (a's) is what b is told.
+    const b = client.getOrSet("slow", neverSettles().loader, { loadTimeoutMs: 120_000 });
     const outcomes = await Promise.allSettled([a, b]);
     for (const o of outcomes) expect(o.status === "rejected" && o.reason).toBeInstanceOf(LoaderTimeoutError);
+    for (const o of outcomes) expect(o.status === "rejected" && (o.reason as LoaderTimeoutError).timeoutMs).toBe(200);
     expect(await client.getOrSet("slow", () => ({ px: 1 }), { loadTimeoutMs: 200 })).toEqual({ px: 1 });
     expect(client.stats().errors).toBe(0);
   });
