@@ -26,7 +26,7 @@ class Refusal {
  */
 export function canonicalJson(value: unknown): string {
   try {
-    return write(value, "", 0);
+    return write(value, "", 0, []);
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
     const where = err.path.length === 0 ? "value" : `value${err.path.reverse().join("")}`;
@@ -34,7 +34,7 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
-function write(input: unknown, key: string, depth: number): string {
+function write(input: unknown, key: string, depth: number, ancestors: object[]): string {
   let value = input;
   if (value !== null && (typeof value === "object" || typeof value === "bigint")) {
     const toJSON = (value as { toJSON?: unknown }).toJSON;
@@ -57,34 +57,43 @@ function write(input: unknown, key: string, depth: number): string {
       throw new Refusal(`a ${typeof value}, which JSON cannot represent`);
   }
   if (value === null) return "null";
+  // Ancestors are at most MAX_VALUE_DEPTH deep, so this check stays cheap; it names a cycle for what it is.
+  if (ancestors.includes(value as object)) throw new Refusal("a reference to itself (a cycle), which JSON cannot represent");
   if (depth >= MAX_VALUE_DEPTH) throw new Refusal(`nested deeper than ${MAX_VALUE_DEPTH} levels of arrays and objects (the limit)`);
   let i = 0;
   let k = "";
+  ancestors.push(value as object);
   try {
     if (Array.isArray(value)) {
       let out = "[";
       for (; i < value.length; i++) {
         const item = value[i];
         // JSON.stringify writes an undefined array slot as null: the array keeps its length, nothing is lost.
-        out += (i === 0 ? "" : ",") + (item === undefined ? "null" : write(item, String(i), depth + 1));
+        out += (i === 0 ? "" : ",") + (item === undefined ? "null" : write(item, String(i), depth + 1, ancestors));
       }
+      ancestors.pop();
       return `${out}]`;
     }
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) {
-      if (value instanceof Number || value instanceof String || value instanceof Boolean) return write(value.valueOf(), key, depth);
+      if (value instanceof Number || value instanceof String || value instanceof Boolean) {
+        ancestors.pop();
+        return write(value.valueOf(), key, depth, ancestors);
+      }
       const name = (proto as { constructor?: { name?: string } }).constructor?.name || "non-plain object";
-      throw new Refusal(`a ${name}, which JSON cannot represent exactly (convert it to a plain object or array)`);
+      throw new Refusal(`${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}, which JSON cannot represent exactly (convert it to a plain object or array)`);
     }
     const record = value as Record<string, unknown>;
     const parts: string[] = [];
     for (k of Object.keys(record).sort()) {
       const item = record[k];
       if (item === undefined) continue;
-      parts.push(`${JSON.stringify(k)}:${write(item, k, depth + 1)}`);
+      parts.push(`${JSON.stringify(k)}:${write(item, k, depth + 1, ancestors)}`);
     }
+    ancestors.pop();
     return `{${parts.join(",")}}`;
   } catch (err) {
+    ancestors.length = depth; // unwinding: this level and below are no longer ancestors
     if (err instanceof Refusal && !err.what.startsWith("nested")) {
       if (Array.isArray(value)) err.path.push(`[${i}]`);
       else if (k !== "") err.path.push(/^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`);
