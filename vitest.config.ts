@@ -98,7 +98,7 @@ export default defineConfig({
         test: { name: "consumer", include: ["test/consumer/**/*.test.ts"], testTimeout: 30_000, fileParallelism: false },
       },
       // The pure module runs here too: the digest must agree between workerd and Node 20.
-      { test: { name: "cli", include: ["test/cli/**/*.test.ts", "test/protocol/**/*.test.ts"], environment: "node" } },
+      { test: { name: "cli", include: ["test/cli/**/*.test.ts", "test/protocol/**/*.test.ts", "test/local/**/*.test.ts"], environment: "node" } },
       // Starts the real stack once and spawns bin/tftcache (needs `npm run build` first; `npm test` does it).
       { test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 60_000, fileParallelism: false } },
     ],

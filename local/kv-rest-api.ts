@@ -65,6 +65,8 @@ export function createKvRestHandler(opts: KvRestOptions): (request: Request) => 
       return envelope(200, listed.keys, [], { result_info: { count: listed.keys.length, cursor } });
     }
     if (!key) return fail(404, 7003, "no key in path");
+    // KV keys are at most 512 bytes; Cloudflare refuses longer ones with a 4xx, and so does this stand-in.
+    if (new TextEncoder().encode(key).byteLength > 512) return fail(414, 10019, "key is longer than 512 bytes");
     if (kind === "metadata") {
       if (request.method !== "GET") return fail(405, 10000, "method not allowed");
       const found = await opts.kv.getWithMetadata(key, "text");
@@ -82,7 +84,12 @@ export function createKvRestHandler(opts: KvRestOptions): (request: Request) => 
         let value: string;
         let metadata: unknown;
         if ((request.headers.get("content-type") ?? "").startsWith("multipart/form-data")) {
-          const form = await request.formData();
+          let form: FormData;
+          try {
+            form = await request.formData();
+          } catch (err) {
+            return fail(400, 10012, `malformed multipart body: ${(err as Error).message}`);
+          }
           const raw = form.get("value");
           value = typeof raw === "string" ? raw : raw ? await raw.text() : "";
           const meta = form.get("metadata");
