@@ -170,6 +170,17 @@ describe("bad input: clear errors, nothing changed", () => {
     await expectError(res, 405, "method_not_allowed");
   });
 
+  it("answers HEAD wherever GET is allowed: the status and headers, no body", async () => {
+    await putJson(entryPath("k"), { value: 1 });
+    const head = await api(entryPath("k"), { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toMatch(/application\/json/);
+    expect(await head.text()).toBe("");
+    expect((await api(entryPath("absent"), { method: "HEAD" })).status).toBe(404);
+    expect((await api("/api/v1/cache/stats", { method: "HEAD" })).status).toBe(200);
+    expect((await api("/api/v1/cache/stats", { method: "POST" })).headers.get("allow")).toBe("GET, HEAD");
+  });
+
   it("refuses a body over 10 MiB with 413, declared or streamed", async () => {
     const big = new Uint8Array(MAX_BODY_BYTES + 1024).fill(0x20);
     await expectError(api("/api/v1/cache/seed", { method: "POST", body: big }), 413, "too_large");

@@ -29,12 +29,14 @@ export class Router<C> {
       for (const route of this.routes) {
         const params = match(route.segments, shape);
         if (!params) continue;
-        const handler = route.methods[method];
+        const handler = route.methods[method] ?? (method === "HEAD" ? route.methods.GET : undefined);
         if (!handler) {
-          const allow = Object.keys(route.methods).join(", ");
+          const allow = [...Object.keys(route.methods), ...(route.methods.GET && !route.methods.HEAD ? ["HEAD"] : [])].join(", ");
           return error(405, "method_not_allowed", `${method} is not allowed on ${path}; allowed: ${allow}`, undefined, { allow });
         }
-        return handler(ctx, params);
+        const response = await handler(ctx, params);
+        // HEAD is GET without the body (RFC 9110), as curl -I and monitoring probes expect.
+        return method === "HEAD" && !route.methods.HEAD ? new Response(null, { status: response.status, headers: response.headers }) : response;
       }
     }
     return error(404, "not_found", `no route for ${method} ${path}`);
