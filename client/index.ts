@@ -18,6 +18,7 @@ import {
   type ServiceRead,
   type ServiceWrite,
 } from "../protocol/service.js";
+import { MAX_GET_MANY_KEYS } from "../protocol/limits.js";
 import { findLive, readSnapshot } from "../protocol/snapshot-read.js";
 
 export type { GetOrSetOptions, ServiceRead };
@@ -151,7 +152,14 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
       if (!binding) reads = await fromKv(keys, NO_BINDING);
       else {
         try {
-          reads = await binding.getMany(keys);
+          // The service answers at most MAX_GET_MANY_KEYS per call: larger batches go in several calls (merged
+          // as own properties, so that a key like "__proto__" stays a key).
+          const parts: Array<[string, ServiceRead]> = [];
+          for (let i = 0; i < keys.length; i += MAX_GET_MANY_KEYS) {
+            const part = await binding.getMany(keys.slice(i, i + MAX_GET_MANY_KEYS));
+            for (const key of Object.keys(part)) parts.push([key, part[key]!]);
+          }
+          reads = keyedRecord(parts);
         } catch (err) {
           counters.errors++;
           reads = await fromKv(keys, `tftcache unreachable: ${errorMessage(err)}`);

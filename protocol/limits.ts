@@ -4,6 +4,8 @@ export const MAX_VALUE_BYTES = 1024 * 1024;
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const MAX_SEED_ENTRIES = 10_000;
 export const MAX_LIST_LIMIT = 1000;
+/** The most keys one CacheService.getMany answers; the client splits larger batches into calls of this size. */
+export const MAX_GET_MANY_KEYS = 1000;
 /** Admin keys shorter than this fall to guessing even when throttled: the Worker logs it, `doctor` warns. */
 export const MIN_ADMIN_KEY_LENGTH = 16;
 /**

@@ -1,5 +1,6 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import {
+  MAX_GET_MANY_KEYS,
   canonicalJson,
   effectiveLoadTimeout,
   errorMessage,
@@ -118,6 +119,11 @@ export class CacheService extends WorkerEntrypoint<Env> {
   /** One answer per key, as an own property even for keys like "__proto__" (read it with Object.hasOwn). */
   async getMany(keys: string[]): Promise<Record<string, ServiceRead>> {
     if (!Array.isArray(keys)) return {};
+    // One call holds the cache for its whole length: a million keys took 16 s. Callers split larger batches.
+    if (keys.length > MAX_GET_MANY_KEYS) {
+      const reason = `getMany takes at most ${MAX_GET_MANY_KEYS} keys per call (got ${keys.length}); split the batch`;
+      return keyedRecord(keys.slice(0, MAX_GET_MANY_KEYS).map((key): [string, ServiceRead] => [key, { found: false, source: "none", fallbackReason: reason }]));
+    }
     if (!this.#deps.config.featureFlagDoCache) return keyedRecord(await fromKv(this.#deps, keys, FLAG_OFF));
     try {
       const views = await cacheStub(this.#deps.env).getMany(keys.filter((k) => !keyProblem(k)));

@@ -68,6 +68,15 @@ const down = new Proxy({}, { get: () => async () => { throw new Error("Network c
 const flagOffService = (extra: Partial<Env> = {}) => new CacheService(createExecutionContext(), { ...env, FEATURE_FLAG_DO_CACHE: "false", ...extra });
 
 describe("CacheService over a service binding", () => {
+  it("getMany answers at most 1,000 keys per call, saying why; the client splits a larger batch and gets every key", async () => {
+    await postJson("/api/v1/cache/seed", { entries: [{ key: "k0", value: 0 }, { key: "k1500", value: 1500 }, { key: "__proto__", value: "p" }] });
+    const keys = [...Array.from({ length: 2_500 }, (_, i) => `k${i}`), "__proto__"];
+    const direct = await service().getMany(keys);
+    expect(direct.k0).toMatchObject({ found: false, fallbackReason: expect.stringMatching(/at most 1000 keys per call \(got 2501\)/) });
+    const got = await createCacheClient(service(), quiet).getMany(keys);
+    expect([...got.entries()]).toEqual([["k0", 0], ["k1500", 1500], ["__proto__", "p"]]);
+  });
+
   it("set/get/getMany/delete round-trip, and what the client sets is what the admin API and KV show", async () => {
     const client = createCacheClient(service(), quiet);
     expect(await client.set("quote:AAPL", { bid: 190.1, ask: 190.2 }, { ttlSeconds: 60 })).toBe(true);
