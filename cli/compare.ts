@@ -1,4 +1,4 @@
-import { canonicalJson, compareKeys, type EntriesSnapshot } from "../protocol/index.js";
+import { canonicalJson, compareKeys, type EntriesSnapshot, type SnapshotEntry } from "../protocol/index.js";
 
 export type KeyVerdict = "match" | "differ" | "onlyInDo" | "onlyInKv";
 
@@ -14,12 +14,12 @@ export interface Comparison {
   items: CompareItem[];
 }
 
-/** Equal as canonical JSON; a value that cannot be canonicalised (nested too deep) equals nothing. */
-function sameValue(a: unknown, b: unknown): boolean {
+/** A value's canonical JSON, or null when it cannot be canonicalised (nested too deep): such a value equals nothing. */
+function canonicalOrNull(value: unknown): string | null {
   try {
-    return canonicalJson(a) === canonicalJson(b);
+    return canonicalJson(value);
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -29,11 +29,17 @@ export const SYMBOL: Record<KeyVerdict, string> = { match: "=", differ: "~", onl
  * Key-by-key comparison of the DO's snapshot with KV's, on exactly what the digest covers (value and expiresAt;
  * lastAccessed moves on every read and is not state). Entries already expired at `now` are left out on both
  * sides: the DO no longer serves them and every KV reader skips them.
+ *
+ * Each value is canonicalised once: `kvCanonical` (in `kvSnap.entries` order) is what verifying KV's digest
+ * already computed, and a DO value is canonicalised only when its key is in both snapshots.
  */
-export function compareSnapshots(doSnap: EntriesSnapshot, kvSnap: EntriesSnapshot | null, now: number): Comparison {
-  const live = (snap: EntriesSnapshot | null) => new Map((snap?.entries ?? []).filter(([, e]) => e.expiresAt > now));
-  const doMap = live(doSnap);
-  const kvMap = live(kvSnap);
+export function compareSnapshots(doSnap: EntriesSnapshot, kvSnap: EntriesSnapshot | null, now: number, kvCanonical?: readonly string[] | null): Comparison {
+  const doMap = new Map<string, SnapshotEntry>();
+  for (const [key, e] of doSnap.entries) if (e.expiresAt > now) doMap.set(key, e);
+  const kvMap = new Map<string, { entry: SnapshotEntry; index: number }>();
+  (kvSnap?.entries ?? []).forEach(([key, e], index) => {
+    if (e.expiresAt > now) kvMap.set(key, { entry: e, index });
+  });
   const keys = [...new Set([...doMap.keys(), ...kvMap.keys()])].sort(compareKeys);
   const counts: Record<KeyVerdict, number> = { match: 0, differ: 0, onlyInDo: 0, onlyInKv: 0 };
   const items: CompareItem[] = [];
@@ -45,12 +51,27 @@ export function compareSnapshots(doSnap: EntriesSnapshot, kvSnap: EntriesSnapsho
     else if (!d && k) item = { key, status: "onlyInKv" };
     else {
       const fields: Array<"value" | "expiresAt"> = [];
-      if (!sameValue(d!.value, k!.value)) fields.push("value");
-      if (d!.expiresAt !== k!.expiresAt) fields.push("expiresAt");
+      const kvText = kvCanonical?.[k!.index] ?? canonicalOrNull(k!.entry.value);
+      const doText = canonicalOrNull(d!.value);
+      if (doText === null || kvText === null || doText !== kvText) fields.push("value");
+      if (d!.expiresAt !== k!.entry.expiresAt) fields.push("expiresAt");
       item = fields.length === 0 ? { key, status: "match" } : { key, status: "differ", fields };
     }
     counts[item.status]++;
     items.push(item);
   }
   return { counts, items };
+}
+
+/**
+ * The comparison of two snapshots known to be equal (same generation, same verified digest): every live entry
+ * matches. What `compareSnapshots` would return for them, without walking a second snapshot.
+ */
+export function allMatch(snap: EntriesSnapshot, now: number): Comparison {
+  const items: CompareItem[] = snap.entries
+    .filter(([, e]) => e.expiresAt > now)
+    .map(([key]) => key)
+    .sort(compareKeys)
+    .map((key) => ({ key, status: "match" }));
+  return { counts: { match: items.length, differ: 0, onlyInDo: 0, onlyInKv: 0 }, items };
 }

@@ -8,17 +8,3 @@ export interface Io {
   /** Resolves when the user interrupts (Ctrl-C). */
   onInterrupt(listener: () => void): () => void;
 }
-
-export function processIo(): Io {
-  return {
-    stdout: process.stdout,
-    stderr: process.stderr,
-    stdin: process.stdin,
-    env: process.env,
-    cwd: process.cwd(),
-    onInterrupt(listener) {
-      process.on("SIGINT", listener);
-      return () => process.off("SIGINT", listener);
-    },
-  };
-}

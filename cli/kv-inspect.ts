@@ -1,4 +1,4 @@
-import { ENTRIES_KEY, STATS_KEY, parseStatsSnapshot, verifySnapshotText, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
+import { ENTRIES_KEY, STATS_KEY, canonicalJson, digestRows, parseEntriesSnapshot, parseStatsSnapshot, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
 import type { KvRestClient } from "./http/kv-client.js";
 
 export type KeyState = "present" | "missing" | "unreadable" | "torn";
@@ -27,20 +27,48 @@ export interface KvInspection {
   stats: StatsKeyReport;
   /** The parsed snapshot when it is readable, torn or not, so a torn one can still be compared key by key. */
   snapshot: EntriesSnapshot | null;
+  /** Each entry's value as canonical JSON, in `snapshot.entries` order: computed once, for the digest and the compare. */
+  canonical: string[] | null;
   statsDoc: StatsSnapshot | null;
+}
+
+export type VerifiedText =
+  | { ok: true; snapshot: EntriesSnapshot; canonical: string[] }
+  | { ok: false; status: "corrupt"; reason: string }
+  | { ok: false; status: "torn"; reason: string; snapshot: EntriesSnapshot; canonical: string[]; actualDigest: string };
+
+/**
+ * Parses `do_cache_entries` text and checks its digest, like protocol's `verifySnapshotText`, but keeps each
+ * value's canonical JSON: the per-key compare reuses it instead of canonicalising every value again.
+ */
+export async function verifySnapshotCanonical(text: string): Promise<VerifiedText> {
+  const parsed = parseEntriesSnapshot(text);
+  if (!parsed.ok) return { ok: false, status: "corrupt", reason: parsed.error };
+  const snapshot = parsed.value;
+  let canonical: string[];
+  try {
+    canonical = snapshot.entries.map(([, e]) => canonicalJson(e.value));
+  } catch (err) {
+    return { ok: false, status: "corrupt", reason: `${ENTRIES_KEY} holds a value that cannot be canonicalised: ${(err as Error).message}` };
+  }
+  const actual = await digestRows(snapshot.entries.map(([key, e], i) => [key, canonical[i]!, e.expiresAt] as const));
+  if (actual === snapshot.digest) return { ok: true, snapshot, canonical };
+  return { ok: false, status: "torn", snapshot, canonical, actualDigest: actual, reason: `digest mismatch: snapshot claims ${snapshot.digest}, entries hash to ${actual}` };
 }
 
 /** Reads both KV keys through the REST API and says, for each, whether it is present, readable and intact. */
 export async function inspectKv(kv: KvRestClient, opts: { stats: boolean } = { stats: true }): Promise<KvInspection> {
   const [entriesText, statsText] = await Promise.all([kv.getValue(ENTRIES_KEY), opts.stats ? kv.getValue(STATS_KEY) : Promise.resolve(null)]);
   let snapshot: EntriesSnapshot | null = null;
+  let canonical: string[] | null = null;
   let entries: EntriesKeyReport;
   if (entriesText === null) entries = { key: ENTRIES_KEY, state: "missing" };
   else {
-    const verified = await verifySnapshotText(entriesText);
+    const verified = await verifySnapshotCanonical(entriesText);
     if (!verified.ok && verified.status === "corrupt") entries = { key: ENTRIES_KEY, state: "unreadable", error: verified.reason };
     else {
       snapshot = verified.snapshot;
+      canonical = verified.canonical;
       entries = {
         key: ENTRIES_KEY,
         state: verified.ok ? "present" : "torn",
@@ -64,5 +92,5 @@ export async function inspectKv(kv: KvRestClient, opts: { stats: boolean } = { s
       stats = { key: STATS_KEY, state: "present", generation: parsed.value.generation, writtenAt: parsed.value.writtenAt };
     }
   }
-  return { entries, stats, snapshot, statsDoc };
+  return { entries, stats, snapshot, canonical, statsDoc };
 }

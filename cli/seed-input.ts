@@ -1,10 +1,18 @@
-import { JsonValueError, canonicalJson, keyProblem, parseEntriesSnapshot, ttlProblem, valueProblem } from "../protocol/index.js";
+import { JsonValueError, canonicalJson, keyProblem, parseEntriesSnapshot, snapshotEntryBytes, ttlProblem, valueProblem } from "../protocol/index.js";
 
 export interface SeedEntry {
   key: string;
   value: unknown;
   ttlSeconds?: number;
+  /** The value as canonical JSON (computed once while validating): what is sent, and what the entry costs. */
+  canonical: string;
 }
+
+/** What an entry will cost against the Worker's CACHE_MAX_BYTES (protocol/limits.ts snapshotEntryBytes). */
+export const entryCost = (e: SeedEntry): number => snapshotEntryBytes(e.key, e.canonical);
+
+/** The entry as one element of a seed request, JSON text built from the canonical value (no second stringify). */
+export const entryJson = (e: SeedEntry): string => `{"key":${JSON.stringify(e.key)},"value":${e.canonical}${e.ttlSeconds === undefined ? "" : `,"ttlSeconds":${JSON.stringify(e.ttlSeconds)}`}}`;
 
 export interface SeedReject {
   /** 1-based line for NDJSON, else the 0-based index in the array or snapshot. */
@@ -24,14 +32,24 @@ export interface ParsedSeed {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Same rules the Worker applies (protocol/limits), so a reject here would have been a 400 there. */
-function validate(raw: unknown, where: string, defaultTtl: number | undefined): SeedEntry | SeedReject {
+/** An entry whose `expiresAt` (an NDJSON line of `tftcache export --ndjson`) has passed: skipped, not rejected. */
+const EXPIRED = Symbol("expired");
+
+function validate(raw: unknown, where: string, defaultTtl: number | undefined, now: number): SeedEntry | SeedReject | typeof EXPIRED {
   if (!isObject(raw)) return { where, reason: 'expected an object {"key", "value", "ttlSeconds"?}' };
   const keyIssue = keyProblem(raw.key);
   const key = typeof raw.key === "string" ? raw.key : undefined;
   const withKey = key === undefined ? {} : { key };
   if (keyIssue) return { where, ...withKey, reason: keyIssue };
   if (!("value" in raw)) return { where, ...withKey, reason: 'missing "value"' };
-  const ttl = raw.ttlSeconds ?? defaultTtl;
+  // An absolute expiry (what `export --ndjson` writes) becomes the remaining TTL, unless a ttlSeconds is given.
+  let fromExpiry: number | undefined;
+  if (raw.ttlSeconds === undefined && raw.expiresAt !== undefined) {
+    if (typeof raw.expiresAt !== "number" || !Number.isFinite(raw.expiresAt)) return { where, ...withKey, reason: "expiresAt must be a time in epoch milliseconds" };
+    if (raw.expiresAt <= now) return EXPIRED;
+    fromExpiry = (raw.expiresAt - now) / 1000;
+  }
+  const ttl = raw.ttlSeconds ?? fromExpiry ?? defaultTtl;
   const ttlIssue = ttlProblem(ttl);
   if (ttlIssue) return { where, ...withKey, reason: ttlIssue };
   let canonical: string;
@@ -45,18 +63,20 @@ function validate(raw: unknown, where: string, defaultTtl: number | undefined): 
   }
   const valueIssue = valueProblem(canonical);
   if (valueIssue) return { where, ...withKey, reason: valueIssue };
-  return { key: key!, value: raw.value, ...(typeof ttl === "number" ? { ttlSeconds: ttl } : {}) };
+  return { key: key!, value: raw.value, ...(typeof ttl === "number" ? { ttlSeconds: ttl } : {}), canonical };
 }
 
-function collect(items: Array<[unknown, string]>, defaultTtl: number | undefined): { entries: SeedEntry[]; rejects: SeedReject[] } {
+function collect(items: Array<[unknown, string]>, defaultTtl: number | undefined, now: number): { entries: SeedEntry[]; rejects: SeedReject[]; expired: number } {
   const entries: SeedEntry[] = [];
   const rejects: SeedReject[] = [];
+  let expired = 0;
   for (const [raw, where] of items) {
-    const result = validate(raw, where, defaultTtl);
-    if ("reason" in result) rejects.push(result);
+    const result = validate(raw, where, defaultTtl, now);
+    if (result === EXPIRED) expired++;
+    else if ("reason" in result) rejects.push(result);
     else entries.push(result);
   }
-  return { entries, rejects };
+  return { entries, rejects, expired };
 }
 
 /**
@@ -76,7 +96,7 @@ export function parseSeedInput(text: string, opts: { defaultTtl?: number; now?: 
     wholeError = err as Error;
   }
   if (wholeError === null) {
-    if (Array.isArray(whole)) return { format: "json-array", ...collect(whole.map((raw, i) => [raw, `entry ${i}`]), opts.defaultTtl), expired: 0 };
+    if (Array.isArray(whole)) return { format: "json-array", ...collect(whole.map((raw, i) => [raw, `entry ${i}`]), opts.defaultTtl, now) };
     if (isObject(whole) && "format" in whole && Array.isArray(whole.entries)) {
       const parsed = parseEntriesSnapshot(trimmed);
       if (!parsed.ok) throw new SeedFormatError(`looks like a snapshot but is not one: ${parsed.error}`);
@@ -86,12 +106,13 @@ export function parseSeedInput(text: string, opts: { defaultTtl?: number; now?: 
         if (e.expiresAt <= now) expired++;
         else items.push([{ key, value: e.value, ttlSeconds: (e.expiresAt - now) / 1000 }, `entry ${i}`]);
       });
-      return { format: "snapshot", ...collect(items, undefined), expired };
+      const collected = collect(items, undefined, now);
+      return { format: "snapshot", entries: collected.entries, rejects: collected.rejects, expired: expired + collected.expired };
     }
     if (isObject(whole) && Array.isArray(whole.entries)) {
-      return { format: "json-array", ...collect(whole.entries.map((raw, i) => [raw, `entry ${i}`]), opts.defaultTtl), expired: 0 };
+      return { format: "json-array", ...collect(whole.entries.map((raw, i) => [raw, `entry ${i}`]), opts.defaultTtl, now) };
     }
-    if (isObject(whole)) return { format: "ndjson", ...collect([[whole, "line 1"]], opts.defaultTtl), expired: 0 };
+    if (isObject(whole)) return { format: "ndjson", ...collect([[whole, "line 1"]], opts.defaultTtl, now) };
     throw new SeedFormatError("expected a JSON array of entries, NDJSON, or a do_cache_entries snapshot");
   }
   if (trimmed.startsWith("[")) throw new SeedFormatError(`input is not valid JSON: ${wholeError.message}`);
@@ -105,8 +126,8 @@ export function parseSeedInput(text: string, opts: { defaultTtl?: number; now?: 
       rejects.push({ where: `line ${i + 1}`, reason: `not valid JSON (${(err as Error).message})` });
     }
   });
-  const collected = collect(items, opts.defaultTtl);
-  return { format: "ndjson", entries: collected.entries, rejects: [...rejects, ...collected.rejects].sort(byPosition), expired: 0 };
+  const collected = collect(items, opts.defaultTtl, now);
+  return { format: "ndjson", entries: collected.entries, rejects: [...rejects, ...collected.rejects].sort(byPosition), expired: collected.expired };
 }
 
 const position = (r: SeedReject) => Number(r.where.replace(/\D+/g, ""));

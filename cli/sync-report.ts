@@ -1,5 +1,5 @@
-import type { CacheStats, EntriesSnapshot } from "../protocol/index.js";
-import { compareSnapshots, type CompareItem, type Comparison } from "./compare.js";
+import type { EntriesSnapshot, KvStatus } from "../protocol/index.js";
+import { allMatch, compareSnapshots, type CompareItem, type Comparison } from "./compare.js";
 import type { CommandContext } from "./context.js";
 import { inspectKv, type EntriesKeyReport, type StatsKeyReport } from "./kv-inspect.js";
 
@@ -23,23 +23,37 @@ export interface SyncReport {
   problems: string[];
 }
 
-/** Reads the DO snapshot and both KV keys, and judges them. Throws only when the check itself cannot run. */
+/**
+ * Reads the DO's state and both KV keys, and judges them. Throws only when the check itself cannot run.
+ *
+ * Fast path: `/metadata` names the DO's generation and digest. When KV's snapshot is intact (its digest verified
+ * here) and holds that same generation and digest, the two are equal entry for entry, so the DO's full snapshot
+ * is not downloaded and no key is compared; the report is the one the per-key compare would have produced.
+ * Otherwise `/snapshot` is fetched and every key compared, exactly as detailed as ever.
+ */
 export async function buildSyncReport(
   ctx: CommandContext,
   opts: { requireStats: boolean; maxLagSeconds?: number; includeMatches: boolean },
 ): Promise<SyncReport> {
   const admin = ctx.admin();
   const kvClient = ctx.kv();
-  const [doSnap, doStats, kv] = await Promise.all([admin.snapshot(), admin.stats(), inspectKv(kvClient, { stats: opts.requireStats })]);
-  return judge(doSnap, doStats, kv, opts, Date.now());
+  const [meta, kv] = await Promise.all([admin.metadata(), inspectKv(kvClient, { stats: opts.requireStats })]);
+  const same = kv.entries.state === "present" && kv.snapshot !== null && kv.entries.generation === meta.generation && kv.entries.digest === meta.digest;
+  const doSnap = same ? kv.snapshot! : await admin.snapshot();
+  return judge(doSnap, meta.kv, kv, opts, Date.now(), same);
 }
 
+/**
+ * `doSnap` is the DO's snapshot; with `identical`, the KV snapshot standing in for it (same generation and
+ * verified digest), so every live entry is a match without comparing values.
+ */
 export function judge(
   doSnap: EntriesSnapshot,
-  doStats: CacheStats,
+  doKv: KvStatus,
   kv: Awaited<ReturnType<typeof inspectKv>>,
   opts: { requireStats: boolean; maxLagSeconds?: number; includeMatches: boolean },
   now: number,
+  identical = false,
 ): SyncReport {
   const problems: string[] = [];
   const e = kv.entries;
@@ -61,15 +75,15 @@ export function judge(
   }
 
   // Whatever lag is tolerated, a KV the DO cannot write will not catch up by itself.
-  if (doStats.kv.writable === false) problems.push(`the DO reports that KV cannot be written: ${doStats.kv.lastError ?? "no reason given"}`);
+  if (doKv.writable === false) problems.push(`the DO reports that KV cannot be written: ${doKv.lastError ?? "no reason given"}`);
 
-  const comparison = compareSnapshots(doSnap, kv.snapshot, now);
+  const comparison = identical ? allMatch(doSnap, now) : compareSnapshots(doSnap, kv.snapshot, now, kv.canonical);
   const differs = comparison.counts.differ + comparison.counts.onlyInDo + comparison.counts.onlyInKv > 0;
 
   let lag: LagReport | null = null;
   const kvGeneration = e.generation ?? 0;
   if (e.state === "present" && kvGeneration < doSnap.generation) {
-    const since = doStats.kv.pendingSince ?? now;
+    const since = doKv.pendingSince ?? now;
     const seconds = Math.max(0, Math.round((now - since) / 100) / 10);
     const tolerated = opts.maxLagSeconds !== undefined && seconds <= opts.maxLagSeconds;
     lag = { generations: doSnap.generation - kvGeneration, seconds, tolerated };

@@ -1,5 +1,5 @@
-import { createInterface } from "node:readline/promises";
 import type { ClearScope } from "../../protocol/index.js";
+import { confirmDestructive } from "../confirm.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 import { safeText } from "../terminal-safe.js";
@@ -19,17 +19,9 @@ export async function clearCommand(ctx: CommandContext, opts: { yes?: boolean; d
     else ctx.out.print(`dry run: would delete ${target}`);
     return EXIT.OK;
   }
-  if (!opts.yes) {
-    if (!ctx.io.stdin.isTTY || ctx.out.json) {
-      throw new CliError("refusing to clear without --yes when stdin is not a terminal", { hint: `this would delete ${target}` });
-    }
-    const rl = createInterface({ input: ctx.io.stdin, output: ctx.io.stderr as NodeJS.WritableStream });
-    const answer = await rl.question(`Delete ${target}? Type "yes" to confirm: `);
-    rl.close();
-    if (answer.trim().toLowerCase() !== "yes") {
-      ctx.out.note("aborted; nothing was deleted");
-      return EXIT.ERROR;
-    }
+  if (!(await confirmDestructive(ctx, { yes: opts.yes, action: "clear", question: `Delete ${target}` }))) {
+    ctx.out.note("aborted; nothing was deleted");
+    return EXIT.ERROR;
   }
   const result = await admin.clear(scope);
   if (ctx.out.json) ctx.out.document(result);

@@ -6,12 +6,19 @@ import { displayKey, safeText } from "../terminal-safe.js";
 
 const COLOR: Record<KeyVerdict, "green" | "yellow" | "cyan" | "red"> = { match: "green", differ: "yellow", onlyInDo: "cyan", onlyInKv: "red" };
 
-export function printItems(ctx: CommandContext, report: SyncReport): void {
+/** How many items human output lists before "… and N more": a CI log stays readable for any size of drift. */
+export const ITEMS_SHOWN = 20;
+
+/** The first ITEMS_SHOWN items (all of them with `all`), then how many were left out and how to see them. */
+export function printItems(ctx: CommandContext, report: SyncReport, all = false): void {
   const c = ctx.out.chalk;
-  for (const item of report.items) {
+  const shown = all ? report.items : report.items.slice(0, ITEMS_SHOWN);
+  for (const item of shown) {
     const detail = item.fields ? c.dim(`  (${item.fields.join(", ")})`) : "";
     ctx.out.print(`${c[COLOR[item.status]](SYMBOL[item.status])} ${displayKey(item.key)}${detail}`);
   }
+  const more = report.items.length - shown.length;
+  if (more > 0) ctx.out.print(c.dim(`… and ${more} more (use --all or --json)`));
 }
 
 export function printCounts(ctx: CommandContext, report: SyncReport): void {
@@ -25,7 +32,7 @@ export async function diffCommand(ctx: CommandContext, opts: { all?: boolean }):
   if (ctx.out.json) {
     ctx.out.document(report);
   } else {
-    printItems(ctx, report);
+    printItems(ctx, report, opts.all === true);
     printCounts(ctx, report);
     for (const p of report.problems) ctx.out.note(`${ctx.out.chalk.yellow("drift:")} ${safeText(p)}`);
   }

@@ -40,13 +40,24 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
   else if (s.apiKey.length < MIN_STRONG_KEY_LENGTH) {
     checks.push({ name: "admin key", verdict: "warn", detail: `set${src("apiKey")}, but only ${s.apiKey.length} characters: weak, it can be brute-forced`, fix: STRONG_KEY_FIX });
   } else checks.push({ name: "admin key", verdict: "ok", detail: `set${src("apiKey")}` });
+  const wc = s.wranglerConfig;
+  checks.push(
+    wc
+      ? {
+          name: "wrangler config",
+          verdict: wc.shadowed ? "warn" : "ok",
+          detail: wc.shadowed ? `${wc.path} (wrangler's order: wrangler.json in any parent folder before wrangler.jsonc, then wrangler.toml; the nearer ${wc.shadowed} is not read)` : wc.path,
+          ...(wc.shadowed ? { fix: `wrangler deploy reads ${wc.path} from here too: rename one of them, or pass --namespace-id and --account-id` } : {}),
+        }
+      : { name: "wrangler config", verdict: "ok", detail: `none (no wrangler.json, wrangler.jsonc or wrangler.toml from ${ctx.io.cwd} upward)` },
+  );
   const kvMissing = (["accountId", "apiToken", "namespaceId"] as const).filter((n) => !s[n]);
   checks.push(
     s.secretProblems.apiToken
       ? { name: "cloudflare api", verdict: "fail", detail: s.secretProblems.apiToken, fix: "a token is one line of printable characters: check how it was set" }
       : kvMissing.length === 0
       ? { name: "cloudflare api", verdict: "ok", detail: `account ${s.accountId}${src("accountId")}, namespace ${s.namespaceId}${src("namespaceId")}, ${s.cfApiBase}` }
-      : { name: "cloudflare api", verdict: "warn", detail: `missing ${kvMissing.join(", ")}: diff, verify-kv and get --from kv will not work`, fix: "set CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN and TFTCACHE_KV_NAMESPACE_ID (or wrangler.toml)" },
+      : { name: "cloudflare api", verdict: "warn", detail: `missing ${kvMissing.join(", ")}: diff, verify-kv and get --from kv will not work`, fix: "set CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN and TFTCACHE_KV_NAMESPACE_ID (or account_id and the CACHE_DO_KV binding in wrangler.json, wrangler.jsonc or wrangler.toml)" },
   );
 
   let doGeneration: number | undefined;
@@ -90,9 +101,13 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
   }
   if (kvMissing.length === 0 && !s.secretProblems.apiToken) {
     try {
-      const meta = (await ctx.kv().getMetadata(ENTRIES_KEY)) as { generation?: number } | null;
-      if (meta === null) checks.push({ name: "namespace", verdict: "warn", detail: `${ENTRIES_KEY} not present in namespace ${s.namespaceId}`, fix: "the DO has not flushed yet (`tftcache flush`), or this is not the namespace bound as CACHE_DO_KV (check --preview / --env)" });
-      else {
+      const read = await ctx.kv().getMetadata(ENTRIES_KEY);
+      if (!read.found) checks.push({ name: "namespace", verdict: "warn", detail: `${ENTRIES_KEY} not present in namespace ${s.namespaceId}`, fix: "the DO has not flushed yet (`tftcache flush`), or this is not the namespace bound as CACHE_DO_KV (check --preview / --env)" });
+      else if (read.metadata === null || typeof read.metadata !== "object") {
+        // Present, but written by something other than the DO's flush (which always sets metadata).
+        checks.push({ name: "namespace", verdict: "warn", detail: `${ENTRIES_KEY} present but has no metadata: it was not written by the tftcache DO (a manual \`wrangler kv key put\`, another tool, or a very old version)`, fix: "`tftcache flush` rewrites it with metadata; `tftcache verify-kv` checks its contents" });
+      } else {
+        const meta = read.metadata as { generation?: number };
         const behind = doGeneration !== undefined && typeof meta.generation === "number" && meta.generation < doGeneration;
         checks.push({ name: "namespace", verdict: "ok", detail: `${ENTRIES_KEY} present, generation ${meta.generation ?? "?"}${behind ? " (behind the DO; `tftcache verify-kv` for details)" : ""}` });
       }

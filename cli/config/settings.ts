@@ -3,7 +3,7 @@ import { isAbsolute, join } from "node:path";
 import { CliError } from "../errors.js";
 import { FLAG_BOUNDS, parseNumberFlag } from "../flags.js";
 import { readLocalStackInfo } from "./local-stack.js";
-import { findWranglerToml, namespaceFromWranglerToml } from "./wrangler-toml.js";
+import { KV_BINDING, findWranglerConfig, readWranglerConfig, wranglerSettings, type FoundWranglerConfig } from "./wrangler-config.js";
 
 /** Global options as commander hands them over (flags only; env and files are merged here). */
 export interface GlobalFlags {
@@ -23,7 +23,7 @@ export interface GlobalFlags {
   verbose?: boolean;
 }
 
-export type Source = "flag" | "local" | "env" | "config" | "wrangler.toml" | "default";
+export type Source = "flag" | "local" | "env" | "config" | "wrangler config" | "default";
 
 export interface Settings {
   url?: string;
@@ -41,6 +41,8 @@ export interface Settings {
   configFile?: string;
   /** The `npm start` state file `--local` read. */
   localFile?: string;
+  /** The wrangler config found from the working folder as wrangler finds it (read only when a value is missing). */
+  wranglerConfig?: FoundWranglerConfig;
   /** `--local` found a stack that runs with the admin API disabled (ADMIN_API_KEY="" in .dev.vars). */
   localAdminDisabled?: boolean;
   /** Why a secret cannot be sent (characters an HTTP header cannot carry); the command that needs it fails. */
@@ -102,7 +104,8 @@ function readConfigFile(path: string): Record<string, unknown> {
 
 /**
  * Resolves every setting: flag > `--local` > env var > config file (`-c`, else ./tftcache.config.json) >
- * wrangler.toml (the namespace id only) > default. `--local` sits just under explicit flags so that a shell with
+ * the wrangler config (wrangler.json, wrangler.jsonc or wrangler.toml, found as wrangler finds it: the namespace
+ * id and account_id) > default. `--local` sits just under explicit flags so that a shell with
  * production variables exported still talks to the laptop when asked to.
  */
 export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv, cwd: string): Settings {
@@ -180,12 +183,18 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv, cwd:
 
   const wranglerEnv = flags.env ?? (typeof file.env === "string" ? file.env : undefined);
   const preview = flags.preview ?? (file.preview === true);
-  if (!settings.namespaceId) {
-    const toml = findWranglerToml(cwd);
-    const id = toml ? namespaceFromWranglerToml(toml, { ...(wranglerEnv ? { env: wranglerEnv } : {}), preview }) : null;
-    if (id) {
-      settings.namespaceId = id;
-      sources.namespaceId = `wrangler.toml ${preview ? "preview_id" : "id"}${wranglerEnv ? ` [env.${wranglerEnv}]` : ""}`;
+  const found = findWranglerConfig(cwd);
+  if (found) settings.wranglerConfig = found;
+  if (found && (!settings.namespaceId || !settings.accountId)) {
+    const fromWrangler = wranglerSettings(readWranglerConfig(found.path), found.path, { ...(wranglerEnv ? { env: wranglerEnv } : {}), preview });
+    const where = `${found.path}${wranglerEnv ? ` [env.${wranglerEnv}]` : ""}`;
+    if (!settings.namespaceId && fromWrangler.namespaceId) {
+      settings.namespaceId = fromWrangler.namespaceId;
+      sources.namespaceId = `${KV_BINDING} ${preview ? "preview_id" : "id"} in ${where}`;
+    }
+    if (!settings.accountId && fromWrangler.accountId) {
+      settings.accountId = fromWrangler.accountId;
+      sources.accountId = `account_id in ${where}`;
     }
   }
 
@@ -208,7 +217,8 @@ export function requireSetting(settings: Settings, name: Exclude<SettingName, "t
     });
   }
   const { flag, env } = SETTING_SOURCES[name];
-  const extra = name === "namespaceId" ? ", or a CACHE_DO_KV binding in wrangler.toml" : "";
+  const where = settings.wranglerConfig ? settings.wranglerConfig.path : "wrangler.json, wrangler.jsonc or wrangler.toml (none found from here upward)";
+  const extra = name === "namespaceId" ? `, or a CACHE_DO_KV binding in ${where}` : name === "accountId" ? `, or account_id in ${where}` : "";
   throw new CliError(`${purpose} needs ${flag}${env ? ` or ${env}` : ""}${extra}`, {
     hint: `or put "${name}" in ${CONFIG_FILE_NAME}; \`tftcache --local …\` uses the local stack`,
   });

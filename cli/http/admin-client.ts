@@ -8,12 +8,24 @@ import {
   type FlushResult,
   type KeyListing,
   type Metadata,
+  type PurgeResult,
+  type RestoreResult,
+  type RestoreStaged,
   type SeedResult,
 } from "../../protocol/index.js";
 import { CliError } from "../errors.js";
 import { endpoint, parseRetryAfter, send, type HttpOptions, type HttpResponse, type SendInit } from "./send.js";
 
-type Call = Omit<SendInit, "headers"> & { json?: unknown; query?: Record<string, string | number | undefined | null> };
+/** `json` is serialised here; `body` is JSON text the caller already built (large seeds and restores). */
+type Call = Omit<SendInit, "headers" | "body"> & { json?: unknown; body?: string; query?: Record<string, string | number | undefined | null> };
+
+/** What PUT /entries/:key answers. */
+export interface PutResult {
+  key: string;
+  generation: number;
+  expiresAt: number;
+  evicted: number;
+}
 
 /** Failure reported by the admin API in its error envelope. */
 export class AdminApiError extends CliError {
@@ -30,6 +42,11 @@ export class AdminApiError extends CliError {
 
 function parseEnvelope(res: HttpResponse): { success: boolean; data?: unknown; error?: { code: string; message: string; details?: unknown } } {
   const contentType = String(res.headers["content-type"] ?? "unknown");
+  if (String(res.headers["cf-mitigated"] ?? "").toLowerCase().includes("challenge")) {
+    throw new CliError(`${new URL(res.url).origin} answered with a Cloudflare challenge page (HTTP ${res.status}, cf-mitigated: challenge), not the tftcache Worker`, {
+      hint: "a WAF, Bot Fight Mode or \"Under Attack\" rule on the Worker's zone challenges the CLI, which cannot solve it: add a WAF skip rule for /api/v1/cache/* (or /health), or use the workers.dev URL",
+    });
+  }
   try {
     const body = JSON.parse(res.text) as unknown;
     if (typeof body === "object" && body !== null && "success" in body) return body as ReturnType<typeof parseEnvelope>;
@@ -58,12 +75,14 @@ export class AdminClient {
 
   async call<T>(path: string, init: Call): Promise<T> {
     const headers: Record<string, string> = { "x-api-key": this.apiKey, accept: "application/json" };
-    let body: string | undefined;
-    if (init.json !== undefined) {
-      headers["content-type"] = "application/json";
-      body = JSON.stringify(init.json);
-    }
-    const res = await send(this.url(path, init.query), { method: init.method, headers, ...(body === undefined ? {} : { body }), ...(init.idempotent === undefined ? {} : { idempotent: init.idempotent }) }, this.http);
+    let body: string | undefined = init.body;
+    if (init.json !== undefined) body = JSON.stringify(init.json);
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const res = await send(
+      this.url(path, init.query),
+      { method: init.method, headers, ...(body === undefined ? {} : { body }), ...(init.idempotent === undefined ? {} : { idempotent: init.idempotent }), ...(init.onDownload ? { onDownload: init.onDownload } : {}) },
+      this.http,
+    );
     const envelope = parseEnvelope(res);
     if (envelope.success) return envelope.data as T;
     const code = envelope.error?.code ?? "unknown";
@@ -109,11 +128,41 @@ export class AdminClient {
   seed(entries: Array<{ key: string; value: unknown; ttlSeconds?: number }>, flush: boolean) {
     return this.call<SeedResult>(`${API_PREFIX}/seed`, { method: "POST", json: { entries, flush } });
   }
+  /** A seed whose entries are already JSON text (one element each), so a batch is serialised once and its size known. */
+  seedJson(entriesJson: readonly string[], flush: boolean) {
+    return this.call<SeedResult>(`${API_PREFIX}/seed`, { method: "POST", body: `{"entries":[${entriesJson.join(",")}],"flush":${flush}}` });
+  }
+  put(key: string, value: unknown, ttlSeconds?: number) {
+    return this.call<PutResult>(`${API_PREFIX}/entries/${encodeURIComponent(key)}`, { method: "PUT", json: ttlSeconds === undefined ? { value } : { value, ttlSeconds } });
+  }
+  /** Null when the key was absent (or already expired). */
+  async del(key: string): Promise<{ key: string; generation: number } | null> {
+    try {
+      return await this.call<{ key: string; generation: number }>(`${API_PREFIX}/entries/${encodeURIComponent(key)}`, { method: "DELETE" });
+    } catch (err) {
+      if (err instanceof AdminApiError && err.status === 404 && err.code === "not_found") return null;
+      throw err;
+    }
+  }
+  /** DELETE /entries?prefix=P: every entry whose key starts with the prefix. */
+  purge(prefix: string) {
+    return this.call<PurgeResult>(`${API_PREFIX}/entries`, { method: "DELETE", query: { prefix } });
+  }
+  /** Stages one chunk of a restore; `entriesJson` holds one `[key, entry]` pair of JSON text each. Sent once (a POST). */
+  stageRestore(stage: string, entriesJson: readonly string[]) {
+    return this.call<RestoreStaged>(`${API_PREFIX}/restore`, { method: "POST", body: `{"stage":${JSON.stringify(stage)},"entries":[${entriesJson.join(",")}]}` });
+  }
+  commitRestore(stage: string, commit: { digest: string; count: number }) {
+    return this.call<RestoreResult>(`${API_PREFIX}/restore`, { method: "POST", json: { stage, commit } });
+  }
+  abortRestore(stage: string) {
+    return this.call<{ stage: string; discarded: number }>(`${API_PREFIX}/restore/${encodeURIComponent(stage)}`, { method: "DELETE" });
+  }
   flush() {
     return this.call<FlushResult>(`${API_PREFIX}/flush`, { method: "POST" });
   }
-  snapshot() {
-    return this.call<EntriesSnapshot>(`${API_PREFIX}/snapshot`, { method: "GET" });
+  snapshot(onDownload?: (received: number, total: number | null) => void) {
+    return this.call<EntriesSnapshot>(`${API_PREFIX}/snapshot`, { method: "GET", ...(onDownload ? { onDownload } : {}) });
   }
   clear(scope: ClearScope) {
     return this.call<ClearResult>(API_PREFIX, { method: "DELETE", query: { scope } });

@@ -26,6 +26,8 @@ export interface SendInit {
   body?: string;
   /** GET, PUT and DELETE are; POST is not, unless the caller knows better. */
   idempotent?: boolean;
+  /** Called as the response body arrives (bytes so far, and content-length when the server sent one). */
+  onDownload?: (received: number, total: number | null) => void;
 }
 
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
@@ -96,7 +98,20 @@ export async function send(url: URL, init: SendInit, opts: HttpOptions): Promise
         signal: AbortSignal.timeout(opts.timeoutMs),
         ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
       });
-      response = { status: res.statusCode, headers: res.headers, text: await res.body.text(), url: url.toString() };
+      let text: string;
+      if (init.onDownload) {
+        const length = Number(res.headers["content-length"]);
+        const total = Number.isFinite(length) && length > 0 ? length : null;
+        const chunks: Buffer[] = [];
+        let received = 0;
+        for await (const chunk of res.body) {
+          chunks.push(chunk as Buffer);
+          received += (chunk as Buffer).byteLength;
+          init.onDownload(received, total);
+        }
+        text = Buffer.concat(chunks).toString("utf8");
+      } else text = await res.body.text();
+      response = { status: res.statusCode, headers: res.headers, text, url: url.toString() };
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (attempt + 1 < maxAttempts && code !== undefined && RETRYABLE_CODES.has(code)) {

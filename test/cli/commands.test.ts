@@ -1,17 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { ENTRIES_KEY, STATS_KEY, type KvStatus } from "../../protocol/index.js";
 import { ADMIN_KEY, CF_TOKEN, CtrlC, KV_PATH, cli, expectNoSecrets, json, mockAgent, ok, target, tempDir } from "./harness.js";
-import { liveStats, snapshot, statsDoc } from "./fixtures.js";
+import { emptyMetadata, liveStats, metadataFor, snapshot, statsDoc } from "./fixtures.js";
 
-/** Mocks the Worker's /snapshot + /stats and both KV keys. */
+/** Mocks the Worker's /metadata + /snapshot and both KV keys. */
 async function syncScenario(opts: { doValues: Record<string, unknown>; doGen: number; kvEntries?: string | null; kvStats?: string | null; pendingSince?: number | null; kv?: Partial<KvStatus> }) {
   const agent = mockAgent();
   const worker = agent.get("http://worker.test");
   const cf = agent.get("http://cf.test");
-  worker.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, ok(await snapshot(opts.doGen, opts.doValues)), json);
+  const doSnap = await snapshot(opts.doGen, opts.doValues);
+  worker.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, ok(doSnap), json);
   const live = liveStats(opts.doGen, opts.pendingSince ?? null);
   live.kv = { ...live.kv, ...opts.kv };
-  worker.intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(200, ok(live), json);
+  worker.intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(metadataFor(doSnap, { kv: live.kv })), json);
   const kvReply = (key: string, body: string | null | undefined) => {
     const i = cf.intercept({ path: `${KV_PATH}/values/${key}`, method: "GET" });
     if (body === null || body === undefined) i.reply(404, { success: false, errors: [{ code: 10009, message: "key not found" }], messages: [], result: null });
@@ -242,8 +243,9 @@ describe("diff and verify-kv", () => {
   it("a Cloudflare API failure is an error (2), not drift", async () => {
     const agent = mockAgent();
     const worker = agent.get("http://worker.test");
-    worker.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, ok(await snapshot(1, {})), json);
-    worker.intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(200, ok(liveStats(1)), json);
+    const doSnap = await snapshot(1, {});
+    worker.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, ok(doSnap), json);
+    worker.intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(metadataFor(doSnap)), json);
     agent.get("http://cf.test").intercept({ path: (p) => p.startsWith(`${KV_PATH}/values/`), method: "GET" }).reply(403, { success: false, errors: [{ code: 10000, message: "Authentication error" }], messages: [], result: null }).times(2);
     const r = await cli([...target, "verify-kv"], { agent });
     expect(r.code).toBe(2);
@@ -257,6 +259,7 @@ describe("seed", () => {
     const dir = tempDir({ "in.ndjson": '{"key":"a","value":1}\n{"key":"b","value":2}\n{"key": oops\n\n{"key":"","value":3}\n{"key":"c","value":4,"ttlSeconds":60}\n' });
     const agent = mockAgent();
     let sent: any;
+    agent.get("http://worker.test").intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(emptyMetadata()), json);
     agent.get("http://worker.test").intercept({ path: "/api/v1/cache/seed", method: "POST" }).reply(200, (opts) => {
       sent = JSON.parse(String(opts.body));
       return ok({ applied: sent.entries.length, generation: 9, evicted: 0 });
@@ -272,6 +275,7 @@ describe("seed", () => {
   it("accepts a JSON array and a do_cache_entries snapshot from stdin, in batches", async () => {
     const agent = mockAgent();
     const batches: number[] = [];
+    agent.get("http://worker.test").intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(emptyMetadata()), json);
     agent.get("http://worker.test").intercept({ path: "/api/v1/cache/seed", method: "POST" }).reply(200, (opts) => {
       const body = JSON.parse(String(opts.body));
       batches.push(body.entries.length);
@@ -289,6 +293,7 @@ describe("seed", () => {
     const dir = tempDir({ "in.ndjson": `{"key":"a","value":1}\n{"key":"b","value":2}\n{"key":"deep","value":${deep}}\n{"key":"c","value":{"ok":[1,2]}}\n` });
     const agent = mockAgent();
     let sent: any;
+    agent.get("http://worker.test").intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(emptyMetadata()), json);
     agent.get("http://worker.test").intercept({ path: "/api/v1/cache/seed", method: "POST" }).reply(200, (opts) => {
       sent = JSON.parse(String(opts.body));
       return ok({ applied: sent.entries.length, generation: 2, evicted: 0 });
@@ -323,6 +328,7 @@ describe("seed", () => {
   it("Ctrl-C stops between batches, says how many were written, and exits 130", async () => {
     const agent = mockAgent();
     const ctrlC = new CtrlC();
+    agent.get("http://worker.test").intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(emptyMetadata()), json);
     let requests = 0;
     agent.get("http://worker.test").intercept({ path: "/api/v1/cache/seed", method: "POST" }).reply(200, (opts) => {
       // Ctrl-C while the third batch is in flight: that batch completes, no fourth is sent.

@@ -1,4 +1,4 @@
-import { digestEntries, type EntriesSnapshot, type SnapshotEntry, type StatsSnapshot, type CacheStats } from "../../protocol/index.js";
+import { digestEntries, type CacheStats, type EntriesSnapshot, type Metadata, type SnapshotEntry, type StatsSnapshot } from "../../protocol/index.js";
 
 const FAR = Date.now() + 3_600_000;
 
@@ -20,3 +20,25 @@ export function liveStats(generation: number, pendingSince: number | null = null
     },
   };
 }
+
+/** GET /metadata for a DO holding `snap`: its generation and digest, the KV block, and the bounds (overridable). */
+export function metadataFor(
+  snap: Pick<EntriesSnapshot, "generation" | "digest" | "entries">,
+  opts: { kv?: CacheStats["kv"]; limits?: Partial<Metadata["limits"]>; size?: number; bytes?: number } = {},
+): Metadata {
+  return {
+    generation: snap.generation,
+    digest: snap.digest,
+    size: opts.size ?? snap.entries.length,
+    bytes: opts.bytes ?? snap.entries.length * 100,
+    limits: { maxEntries: 1000, maxBytes: 20_971_520, maxValueBytes: 1_048_576, maxKeyBytes: 512, maxSeedEntries: 10_000, maxValueDepth: 100, ...opts.limits },
+    config: { kvTimeoutMs: 15_000, defaultTtlSeconds: 3600, flushIntervalSeconds: 10, dailyWriteBudget: 1000, syncMode: "coalesced", featureFlagDoCache: true },
+    load: { source: "do", at: 1, durationMs: 1, kvSnapshot: { status: "ok", generation: snap.generation, error: null, verified: true } },
+    kv: opts.kv ?? liveStats(snap.generation).kv,
+    storage: { databaseSize: 4096, rowsWritten: 0, bytesWritten: 0 },
+  };
+}
+
+/** An empty cache's /metadata with the given bounds: what seed asks before sending. */
+export const emptyMetadata = (limits: Partial<Metadata["limits"]> = {}, extra: { size?: number; bytes?: number } = {}) =>
+  metadataFor({ generation: 1, digest: `sha256:${"e".repeat(64)}`, entries: [] }, { limits, ...extra });

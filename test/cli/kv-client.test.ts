@@ -65,17 +65,19 @@ describe("Cloudflare KV REST client", () => {
 
   it("follows cursors across pages of keys", async () => {
     const { kv, pool } = client();
-    pool.intercept({ path: `${KV_PATH}/keys?limit=2&prefix=do_`, method: "GET" }).reply(200, { success: true, errors: [], messages: [], result: [{ name: "do_a" }, { name: "do_b" }], result_info: { count: 2, cursor: "c1" } });
-    pool.intercept({ path: `${KV_PATH}/keys?limit=2&prefix=do_&cursor=c1`, method: "GET" }).reply(200, { success: true, errors: [], messages: [], result: [{ name: "do_c" }], result_info: { count: 1, cursor: "" } });
-    expect((await kv.listKeys("do_", 2)).map((k) => k.name)).toEqual(["do_a", "do_b", "do_c"]);
+    pool.intercept({ path: `${KV_PATH}/keys?limit=10&prefix=do_`, method: "GET" }).reply(200, { success: true, errors: [], messages: [], result: [{ name: "do_a" }, { name: "do_b" }], result_info: { count: 2, cursor: "c1" } });
+    pool.intercept({ path: `${KV_PATH}/keys?limit=10&prefix=do_&cursor=c1`, method: "GET" }).reply(200, { success: true, errors: [], messages: [], result: [{ name: "do_c" }], result_info: { count: 1, cursor: "" } });
+    expect((await kv.listKeys("do_", 10)).map((k) => k.name)).toEqual(["do_a", "do_b", "do_c"]);
   });
 
-  it("returns metadata, and null for a missing key", async () => {
+  it("returns metadata, tells a missing key (404/10009) from one written without metadata (null result)", async () => {
     const { kv, pool } = client();
     pool.intercept({ path: `${KV_PATH}/metadata/k`, method: "GET" }).reply(200, { success: true, errors: [], messages: [], result: { generation: 4 } });
     pool.intercept({ path: `${KV_PATH}/metadata/gone`, method: "GET" }).reply(404, cfError(10009, "key not found"));
-    expect(await kv.getMetadata("k")).toEqual({ generation: 4 });
-    expect(await kv.getMetadata("gone")).toBeNull();
+    pool.intercept({ path: `${KV_PATH}/metadata/bare`, method: "GET" }).reply(200, { success: true, errors: [], messages: [], result: null });
+    expect(await kv.getMetadata("k")).toEqual({ found: true, metadata: { generation: 4 } });
+    expect(await kv.getMetadata("gone")).toEqual({ found: false });
+    expect(await kv.getMetadata("bare")).toEqual({ found: true, metadata: null });
   });
 
   it("retries a 429, waiting as long as Retry-After says, then succeeds", async () => {

@@ -3,7 +3,7 @@ import { ENTRIES_KEY, STATS_KEY } from "../../protocol/index.js";
 import { Output } from "../../cli/output.js";
 import { displayKey, quoted, safeJson, safeText } from "../../cli/terminal-safe.js";
 import { KV_PATH, cli, json, mockAgent, ok, target, tempDir } from "./harness.js";
-import { liveStats, snapshot, statsDoc } from "./fixtures.js";
+import { liveStats, metadataFor, snapshot, statsDoc } from "./fixtures.js";
 
 /**
  * Keys are written by anyone with the service binding; printed raw they would retitle the operator's terminal
@@ -83,8 +83,9 @@ describe("terminal-safe output: keys and values are escaped for humans, exact in
     const setup = async () => {
       const agent = mockAgent();
       const w = agent.get("http://worker.test");
-      w.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, ok(await snapshot(5, doValues)), json);
-      w.intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(200, ok(liveStats(5)), json);
+      const doSnap = await snapshot(5, doValues);
+      w.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, ok(doSnap), json);
+      w.intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(metadataFor(doSnap)), json);
       const cf = agent.get("http://cf.test");
       cf.intercept({ path: `${KV_PATH}/values/${ENTRIES_KEY}`, method: "GET" }).reply(200, JSON.stringify(await snapshot(5, { [NASTY.clear]: 3 })));
       cf.intercept({ path: `${KV_PATH}/values/${STATS_KEY}`, method: "GET" }).reply(200, JSON.stringify(statsDoc(5, 1)));
