@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { CliError } from "../../cli/errors.js";
 import { CloudflareApiError, KvRestClient } from "../../cli/http/kv-client.js";
 import { parseRetryAfter } from "../../cli/http/send.js";
-import { ACCOUNT, CF, CF_TOKEN, KV_PATH, NS, mockAgent } from "./harness.js";
+import { ACCOUNT, CF, CF_TOKEN, KV_PATH, NS, cli, mockAgent, target } from "./harness.js";
 
 function client(agent = mockAgent(), extra: { timeoutMs?: number } = {}) {
   const sleeps: number[] = [];
@@ -126,5 +126,57 @@ describe("Cloudflare KV REST client", () => {
     expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6000);
     expect(parseRetryAfter("soon")).toBeNull();
     expect(parseRetryAfter(undefined)).toBeNull();
+  });
+});
+
+describe("Cloudflare's own ways of failing", () => {
+  it("treats 400 with 6003 (bad Authorization header) as an authentication failure and prints the error_chain", async () => {
+    const { kv, pool } = client();
+    pool.intercept({ path: `${KV_PATH}/values/k`, method: "GET" }).reply(400, { success: false, errors: [{ code: 6003, message: "Invalid request headers", error_chain: [{ code: 6111, message: "Invalid format for Authorization header" }] }], messages: [], result: null });
+    const err = await kv.getValue("k").catch((e) => e);
+    expect(err).toBeInstanceOf(CloudflareApiError);
+    expect(err.message).toBe("Cloudflare API GET k: authentication failed: [6003] Invalid request headers (← [6111] Invalid format for Authorization header)");
+    expect(err.hint).toMatch(/CLOUDFLARE_API_TOKEN/);
+    expect(err.hint).toMatch(/Authorization: Bearer/);
+    expect(err.codes).toEqual([6003]);
+  });
+
+  it("treats 400 with 9106 (no credentials at all) as an authentication failure too", async () => {
+    const { kv, pool } = client();
+    pool.intercept({ path: `${KV_PATH}/metadata/k`, method: "GET" }).reply(400, { success: false, errors: [{ code: 9106, message: "Missing X-Auth-Key, X-Auth-Email or Authorization headers" }], messages: [], result: null });
+    const err = await kv.getMetadata("k").catch((e) => e);
+    expect(err.message).toMatch(/^Cloudflare API metadata k: authentication failed: \[9106\] Missing X-Auth-Key/);
+    expect(err.hint).toMatch(/--api-token/);
+  });
+
+  it("mentions the account id on 403/10000: a token for another account is refused the same way", async () => {
+    const { kv, pool } = client();
+    pool.intercept({ path: `${KV_PATH}/values/k`, method: "GET" }).reply(403, cfError(10000, "Authentication error"));
+    const err = await kv.getValue("k").catch((e) => e);
+    expect(err.hint).toMatch(new RegExp(`--account-id \\(${ACCOUNT}\\) is the account that owns the namespace`));
+    expect(`${err.message} ${err.hint}`).not.toContain(CF_TOKEN);
+  });
+
+  it("recognises a challenge page (HTML 403, cf-mitigated: challenge) instead of calling it an unreadable body", async () => {
+    const { kv, pool } = client();
+    pool.intercept({ path: `${KV_PATH}/values/k`, method: "GET" }).reply(403, "<!DOCTYPE html><html><title>Just a moment...</title></html>", { headers: { "content-type": "text/html; charset=UTF-8", "cf-mitigated": "challenge" } });
+    const err = await kv.getValue("k").catch((e) => e);
+    expect(err.message).toMatch(/challenge page \(cf-mitigated: challenge\)/);
+    expect(err.message).not.toMatch(/unreadable body/);
+    expect(err.hint).toMatch(/not an authentication failure/);
+  });
+
+  it("the admin client recognises a challenge in front of the Worker too", async () => {
+    const agent = mockAgent();
+    agent.get("http://worker.test").intercept({ path: "/api/v1/cache/stats", method: "GET" }).reply(403, "<html>Just a moment...</html>", { headers: { "content-type": "text/html", "cf-mitigated": "challenge" } });
+    const r = await cli([...target, "stats"], { agent });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/answered with a Cloudflare challenge page \(HTTP 403, cf-mitigated: challenge\)/);
+    expect(r.stderr).toMatch(/WAF skip rule/);
+  });
+
+  it("refuses a key-listing limit Cloudflare would refuse (10 to 1000), before sending anything", async () => {
+    const { kv } = client();
+    for (const bad of [0, 9, 1001, 2.5]) await expect(kv.listKeys("", bad)).rejects.toThrow(/limit must be a whole number from 10 to 1000/);
   });
 });
