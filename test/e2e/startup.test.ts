@@ -1,0 +1,50 @@
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { BIN, ROOT, tempDir } from "./stack-harness.js";
+
+/**
+ * `tftcache --version` and `--help` must start about as fast as `node -e 0` (issue 13). Timing is the machine's
+ * business, so this checks the cause instead: which modules a run loads. A module-resolution hook (node:module
+ * register) appends every module the ESM loader resolves to a file; the run must not touch undici, chalk,
+ * cli-table3, smol-toml or any command module, which are imported only when a command runs.
+ */
+async function modulesLoaded(args: string[]): Promise<{ code: number | null; stdout: string; modules: string[] }> {
+  const dir = tempDir("tftcache-startup-");
+  const log = join(dir, "resolved.txt");
+  writeFileSync(log, "");
+  writeFileSync(join(dir, "hooks.mjs"), `import { appendFileSync } from "node:fs";\nexport async function resolve(specifier, context, next) {\n  const r = await next(specifier, context);\n  appendFileSync(${JSON.stringify(log)}, r.url + "\\n");\n  return r;\n}\n`);
+  writeFileSync(join(dir, "register.mjs"), `import { register } from "node:module";\nregister(${JSON.stringify(`file://${join(dir, "hooks.mjs")}`)});\n`);
+  const child = spawn(process.execPath, ["--import", `file://${join(dir, "register.mjs")}`, BIN, ...args], { cwd: dir, env: { PATH: process.env.PATH, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  const code = await new Promise<number | null>((res) => child.on("close", res));
+  return { code, stdout, modules: readFileSync(log, "utf8").split("\n").filter(Boolean) };
+}
+
+const HEAVY = /\/node_modules\/(undici|chalk|cli-table3|smol-toml)\/|\/dist\/cli\/(commands\/|context\.js|http\/|output\.js|config\/)/;
+
+describe("start-up loads only what --version and --help need", () => {
+  for (const args of [["--version"], ["--help"], ["seed", "--help"]]) {
+    it(`tftcache ${args.join(" ")}`, async () => {
+      const r = await modulesLoaded(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(args[0] === "--version" ? /^0\.1\.0\n$/ : /Usage: tftcache/);
+      expect(r.modules.some((m) => m.endsWith("/dist/cli/entry.js"))).toBe(true); // the hook saw the CLI load
+      expect(r.modules.filter((m) => HEAVY.test(m))).toEqual([]);
+    });
+  }
+
+  it("a command still loads its own modules (the hook does see them)", async () => {
+    const r = await modulesLoaded(["completion", "bash"]);
+    expect(r.code).toBe(0);
+    expect(r.modules.some((m) => m.endsWith("/dist/cli/commands/completion.js"))).toBe(true);
+  });
+
+  it("the start-up bundle is current: built from dist/cli/main.js by npm run build", () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    expect(pkg.scripts.build).toContain("node cli/build-entry.mjs");
+    expect(readFileSync(BIN, "utf8")).toContain('from "../dist/cli/entry.js"');
+  });
+});
