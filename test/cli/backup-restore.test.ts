@@ -23,6 +23,19 @@ describe("export", () => {
     expect(readdirSync(dir)).toEqual(["backup.json"]); // no temporary file left behind
   });
 
+  it("shows download progress on a terminal, and none in a pipe", async () => {
+    const snap = await snapshot(7, values(200, 100));
+    const run = async (stderrTTY: boolean) => {
+      const agent = mockAgent();
+      agent.get(W).intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, ok(snap), { headers: { "content-type": "application/json" } });
+      return cli([...target, "export", "backup.json"], { agent, cwd: tempDir(), stderrTTY });
+    };
+    const tty = await run(true);
+    expect(tty.code).toBe(0);
+    expect(tty.stderr).toMatch(/\r\x1b\[2Kdownloading the DO snapshot: \d+(\.\d)? KiB…/);
+    expect((await run(false)).stderr).toBe("");
+  });
+
   it("--from kv exports KV's do_cache_entries; - writes to stdout with the summary on stderr", async () => {
     const snap = await snapshot(4, values(2));
     const agent = mockAgent();

@@ -51,6 +51,8 @@ export async function cli(
     stdin?: string;
     stdinTTY?: boolean;
     stdoutTTY?: boolean;
+    /** stderr is a terminal: progress lines are drawn there. */
+    stderrTTY?: boolean;
     /** Pressed by the test itself (from a MockAgent reply callback, say). */
     ctrlC?: CtrlC;
     /** Presses Ctrl-C once, as soon as the output so far satisfies this: an event, never a timer. */
@@ -72,7 +74,7 @@ export async function cli(
   };
   const io: Io = {
     stdout: { write: (s: string) => ((stdout += s), check()), isTTY: opts.stdoutTTY ?? false },
-    stderr: { write: (s: string) => ((stderr += s), check()), isTTY: false },
+    stderr: { write: (s: string) => ((stderr += s), check()), isTTY: opts.stderrTTY ?? false },
     stdin,
     env: opts.env ?? {},
     cwd: opts.cwd ?? mkdtempSync(join(tmpdir(), "tftcache-cli-")),
