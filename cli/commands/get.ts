@@ -9,7 +9,10 @@ async function fromKv(ctx: CommandContext, key: string): Promise<EntryView | nul
   const kv = await inspectKv(ctx.kv(), { stats: false });
   if (kv.entries.state === "missing") throw new CliError("do_cache_entries is missing from KV", { exitCode: EXIT.DRIFT, hint: "the DO has not flushed yet, or KV was cleared: `tftcache flush`" });
   if (kv.entries.state === "unreadable") throw new CliError(`do_cache_entries in KV is unreadable: ${kv.entries.error}`, { exitCode: EXIT.DRIFT });
-  if (kv.entries.state === "torn") ctx.out.warn("do_cache_entries in KV is torn (digest mismatch); showing it anyway");
+  // Never serve from a torn snapshot: the Worker's KV fallback does not either (protocol/snapshot-read).
+  if (kv.entries.state === "torn") {
+    throw new CliError(`do_cache_entries in KV is torn (${kv.entries.error}): not served`, { exitCode: EXIT.DRIFT, hint: "`tftcache verify-kv` shows what differs; `tftcache flush` replaces the snapshot" });
+  }
   const entry = findLive(kv.snapshot!, key, Date.now());
   return entry ? { key, ...entry } : null;
 }

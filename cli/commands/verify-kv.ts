@@ -37,7 +37,7 @@ export async function verifyKvCommand(ctx: CommandContext, opts: { flush?: boole
   if (opts.flush) {
     const flushed = await ctx.admin().flush();
     if (!flushed.written) throw new CliError(`--flush: the Worker did not write KV: ${flushed.error ?? "unknown reason"}`);
-    ctx.out.note(`flushed generation ${flushed.generation}`);
+    ctx.out.note(flushed.upToDate ? `KV already held generation ${flushed.generation}: nothing written` : `flushed generation ${flushed.generation}`);
   }
   const report = await buildSyncReport(ctx, { requireStats: true, includeMatches: false, ...(maxLag === undefined ? {} : { maxLagSeconds: maxLag }) });
   if (ctx.out.json) ctx.out.document(report);

@@ -93,13 +93,33 @@ function readConfigFile(path: string): Record<string, unknown> {
   } catch (err) {
     throw new CliError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  let doc: unknown;
   try {
-    const doc = JSON.parse(text) as unknown;
+    doc = JSON.parse(text) as unknown;
     if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new Error("not a JSON object");
-    return doc as Record<string, unknown>;
   } catch (err) {
     throw new CliError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
+  // As strict as the flags: a value of the wrong type is an error that names it, never silently ignored.
+  const record = doc as Record<string, unknown>;
+  const expected: Record<string, "string" | "number" | "boolean"> = { url: "string", apiKey: "string", accountId: "string", apiToken: "string", namespaceId: "string", cfApiBase: "string", env: "string", timeout: "number", preview: "boolean" };
+  for (const [name, type] of Object.entries(expected)) {
+    if (Object.hasOwn(record, name) && typeof record[name] !== type) {
+      throw new CliError(`"${name}" in config file ${path} must be a ${type} (got ${JSON.stringify(record[name])?.slice(0, 40) ?? typeof record[name]})`);
+    }
+  }
+  return record;
+}
+
+/** The Worker's URL and Cloudflare's API base must be http(s) URLs: say so, naming where the value came from. */
+function urlProblem(value: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "is not a URL";
+  }
+  return url.protocol === "http:" || url.protocol === "https:" ? null : `is not an http(s) URL (${url.protocol} given)`;
 }
 
 /**
@@ -180,6 +200,11 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv, cwd:
   const base = pick("cfApiBase", flags.cfApiBase, "cfApiBase", local?.cfApiBase);
   if (base) settings.cfApiBase = base;
   else sources.cfApiBase = "default";
+  for (const name of ["url", "cfApiBase"] as const) {
+    const value = settings[name];
+    const problem = value === undefined ? null : urlProblem(value);
+    if (problem) throw new CliError(`${origin(name, sources[name] ?? "flag")} ${problem}: ${JSON.stringify(value)}`, { hint: "for example --url https://tftcache.example.workers.dev" });
+  }
 
   const wranglerEnv = flags.env ?? (typeof file.env === "string" ? file.env : undefined);
   const preview = flags.preview ?? (file.preview === true);

@@ -214,7 +214,7 @@ describe("every command against the real Worker in workerd and the local KV REST
     const out = await output.waitFor("Ctrl-C to stop."); // the banner's last line: ready, however long that took
     expect(out).toMatch(/local stack ready in \d+ ms/);
     expect(out).toContain(`export TFTCACHE_URL=http://127.0.0.1:${port}`);
-    expect(out).toMatch(/Admin key +local-dev-admin-key \(the built-in dev key, because there is no \.dev\.vars\)/);
+    expect(out).toMatch(/Admin key +local-dev-admin-key \(the built-in dev key, because there is no \.dev\.vars \(nor \.env\)\)/);
     expect(out).toContain("seeded 4 demo entries");
     const health = await fetch(`http://127.0.0.1:${port}/health`);
     expect(health.status).toBe(200);
