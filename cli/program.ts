@@ -129,6 +129,7 @@ export function buildProgram(io: Io, run: RunOptions, result: { exitCode: number
     .option("--flush", "ask the DO to flush first")
     .option("--max-lag-seconds <n>", "tolerate KV being behind the DO for up to n seconds, 0 to 86400")
     .option("--all", "list every differing key (default: the first 20)")
+    .option("--full", "download the DO's snapshot and compare every key even when the digests already agree")
     .addHelpText("after", example("tftcache verify-kv --flush", "tftcache verify-kv --max-lag-seconds 30 --json"))
     .action(action(async () => (await import("./commands/verify-kv.js")).verifyKvCommand));
 

@@ -33,12 +33,12 @@ export interface SyncReport {
  */
 export async function buildSyncReport(
   ctx: CommandContext,
-  opts: { requireStats: boolean; maxLagSeconds?: number; includeMatches: boolean },
+  opts: { requireStats: boolean; maxLagSeconds?: number; includeMatches: boolean; full?: boolean },
 ): Promise<SyncReport> {
   const admin = ctx.admin();
   const kvClient = ctx.kv();
   const [meta, kv] = await Promise.all([admin.metadata(), inspectKv(kvClient, { stats: opts.requireStats })]);
-  const same = kv.entries.state === "present" && kv.snapshot !== null && kv.entries.generation === meta.generation && kv.entries.digest === meta.digest;
+  const same = !opts.full && kv.entries.state === "present" && kv.snapshot !== null && kv.entries.generation === meta.generation && kv.entries.digest === meta.digest;
   const doSnap = same ? kv.snapshot! : await admin.snapshot();
   return judge(doSnap, meta.kv, kv, opts, Date.now(), same);
 }

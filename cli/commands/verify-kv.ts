@@ -32,14 +32,14 @@ export function printVerifyReport(ctx: CommandContext, report: SyncReport, all =
  * `verify-kv`: the CI gate. Both keys present and readable, the digest intact, stats consistent with entries,
  * and entries equal to the DO's (within --max-lag-seconds when given). 0 in sync, 1 drift, 2 could not check.
  */
-export async function verifyKvCommand(ctx: CommandContext, opts: { flush?: boolean; maxLagSeconds?: string; all?: boolean }): Promise<number> {
+export async function verifyKvCommand(ctx: CommandContext, opts: { flush?: boolean; maxLagSeconds?: string; all?: boolean; full?: boolean }): Promise<number> {
   const maxLag = opts.maxLagSeconds === undefined ? undefined : parseNumberFlag("--max-lag-seconds", opts.maxLagSeconds, FLAG_BOUNDS.maxLagSeconds);
   if (opts.flush) {
     const flushed = await ctx.admin().flush();
     if (!flushed.written) throw new CliError(`--flush: the Worker did not write KV: ${flushed.error ?? "unknown reason"}`);
     ctx.out.note(flushed.upToDate ? `KV already held generation ${flushed.generation}: nothing written` : `flushed generation ${flushed.generation}`);
   }
-  const report = await buildSyncReport(ctx, { requireStats: true, includeMatches: false, ...(maxLag === undefined ? {} : { maxLagSeconds: maxLag }) });
+  const report = await buildSyncReport(ctx, { requireStats: true, includeMatches: false, full: opts.full === true, ...(maxLag === undefined ? {} : { maxLagSeconds: maxLag }) });
   if (ctx.out.json) ctx.out.document(report);
   else printVerifyReport(ctx, report, opts.all === true);
   return report.status === "match" ? EXIT.OK : EXIT.DRIFT;

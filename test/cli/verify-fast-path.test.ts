@@ -37,6 +37,15 @@ describe("verify-kv and diff: the fast path when the digests prove equality", ()
     expect(human.stdout).toMatch(/verify-kv: OK/);
   });
 
+  it("--full downloads the DO's snapshot and compares every key even when the digests agree", async () => {
+    const v = values(20);
+    const { agent, calls } = await scenario({ doValues: v, doGen: 9, kvText: JSON.stringify(await snapshot(9, v)), snapshotAllowed: true });
+    const r = await cli([...target, "--json", "verify-kv", "--full"], { agent });
+    expect(r.code).toBe(0);
+    expect(calls()).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: "match", counts: { match: 20 } });
+  });
+
   it("diff --all on the fast path still lists every key as a match, as the per-key compare would", async () => {
     const v = values(3);
     const { agent } = await scenario({ doValues: v, doGen: 2, kvText: JSON.stringify(await snapshot(2, v)), snapshotAllowed: false });
