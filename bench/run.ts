@@ -3,8 +3,8 @@
  * how cost grows with cache size, measured on the real Worker in workerd. Writes bench/results.json and
  * bench/RESULTS.md. Figures are medians of several runs with min and max; nothing here asserts.
  */
-import { spawn } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { mkdirSync, mkdtempSync } from "node:fs";
@@ -214,6 +214,22 @@ async function hitCost() {
   await stack.stop();
 }
 
+/** Mean CPU (user + system) of `runs` sequential runs of a command, from this process's children counters. */
+function childCpuMs(cmd: string, args: string[], runs: number): number | null {
+  const children = () => {
+    try {
+      const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+      return (Number(fields[13]) + Number(fields[14])) * 10; // cutime + cstime, in 1/100 s ticks
+    } catch {
+      return null;
+    }
+  };
+  const before = children();
+  if (before === null) return null;
+  for (let i = 0; i < runs; i++) spawnSync(cmd, args, { stdio: "ignore", env: { ...process.env, NO_COLOR: "1" } });
+  return (children()! - before) / runs;
+}
+
 function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<{ ms: number; code: number | null; out: string }> {
   return new Promise((res) => {
     const t0 = performance.now();
@@ -264,7 +280,17 @@ async function coldStartVerifyAndHeap() {
     if (w.code !== 0 || !w.out.includes('"generation"')) throw new Error(`wrangler kv key get failed in the benchmark: ${w.out.slice(0, 300)}`);
     wranglerGet.push(w.ms);
   }
-  record("verify_kv_wall_10000", "ms", "coalesced", 10_000, verify, { note: "bin/tftcache verify-kv: DO snapshot + both KV keys via REST, digest, per-key compare" });
+  record("verify_kv_wall_10000", "ms", "coalesced", 10_000, verify, { note: "bin/tftcache verify-kv: /metadata + both KV keys via REST, digest; /snapshot and the per-key compare skipped when the digests agree" });
+  // The baseline in the same run: --full downloads the DO's snapshot and compares every key, as 0.1 always did.
+  const full: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const v = await timeCommand(process.execPath, [join(ROOT, "bin", "tftcache"), "verify-kv", "--full"], env);
+    if (v.code !== 0) throw new Error(`verify-kv --full failed in the benchmark: ${v.out}`);
+    full.push(v.ms);
+  }
+  record("verify_kv_full_wall_10000", "ms", "baseline (--full)", 10_000, full, { note: "verify-kv --full: /snapshot + per-key compare even when the digests agree" });
+  const verifyRatio = median(verify) / median(full);
+  metrics.push({ name: "verify_kv_over_full_10000", value: round(verifyRatio, 2), unit: "ratio", mode: "coalesced", n: 10_000, target: "≤ 0.35", meetsTarget: verifyRatio <= 0.35, note: "verify-kv / verify-kv --full, same run" });
   if (!QUICK) record("wrangler_kv_key_get_wall_10000", "ms", "-", 10_000, wranglerGet, { note: "wrangler kv key get do_cache_entries --local --preview: fetch only, no verification" });
   const versions = { tftcache: [] as number[], wrangler: [] as number[] };
   for (let run = 0; run < RUNS; run++) {
@@ -272,6 +298,15 @@ async function coldStartVerifyAndHeap() {
     if (!QUICK) versions.wrangler.push((await timeCommand(wrangler, ["--version"], env)).ms);
   }
   record("cli_startup_version", "ms", "tftcache", 1, versions.tftcache);
+  // CPU, not wall: the children's user+system time from /proc/self/stat (Linux), over several runs each.
+  const nodeCpu = childCpuMs(process.execPath, ["-e", "0"], QUICK ? 5 : 20);
+  for (const flag of ["--version", "--help"]) {
+    const cpu = childCpuMs(process.execPath, [join(ROOT, "bin", "tftcache"), flag], QUICK ? 5 : 20);
+    if (cpu === null || nodeCpu === null) continue;
+    const ratio = cpu / nodeCpu;
+    metrics.push({ name: `cli_cpu_${flag.slice(2)}_over_node`, value: round(ratio, 2), unit: "ratio", mode: "tftcache", n: QUICK ? 5 : 20, target: "≤ 1.3", meetsTarget: ratio <= 1.3, note: `tftcache ${flag}: ${round(cpu, 1)} ms CPU; node -e 0: ${round(nodeCpu, 1)} ms` });
+    console.log(`  cli_cpu_${flag.slice(2)}_over_node: ${round(ratio, 2)} (${round(cpu, 1)} vs ${round(nodeCpu, 1)} ms)`);
+  }
   if (!QUICK) record("cli_startup_version", "ms", "wrangler", 1, versions.wrangler);
 
   // 4. Cold start: restart over the same storage (DO wins), then without DO storage (KV wins).
