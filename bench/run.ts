@@ -214,6 +214,19 @@ async function hitCost() {
   await stack.stop();
 }
 
+/** What a user exports after `npm start`: the CLI's view of a benchmark stack. */
+function cliEnv(stack: Stack): NodeJS.ProcessEnv {
+  return {
+    NO_COLOR: "1",
+    TFTCACHE_URL: stack.info.url,
+    TFTCACHE_API_KEY: stack.info.apiKey,
+    CLOUDFLARE_ACCOUNT_ID: stack.info.accountId,
+    CLOUDFLARE_API_TOKEN: stack.info.apiToken,
+    TFTCACHE_KV_NAMESPACE_ID: stack.info.namespaceId,
+    CLOUDFLARE_API_BASE_URL: stack.info.cfApiBase,
+  };
+}
+
 /** Mean CPU (user + system) of `runs` sequential runs of a command, from this process's children counters. */
 function childCpuMs(cmd: string, args: string[], runs: number): number | null {
   const children = () => {
@@ -257,17 +270,7 @@ async function coldStartVerifyAndHeap() {
   } else metrics.push({ name: "isolate_heap_used_10000x1KiB", value: null, unit: "MiB", mode: "coalesced", n: 10_000, note: "inspector unavailable" });
 
   // 5. verify-kv on 10,000 entries, and what a user would do by hand.
-  const env = {
-    NO_COLOR: "1",
-    TFTCACHE_URL: stack.info.url,
-    TFTCACHE_API_KEY: stack.info.apiKey,
-    CLOUDFLARE_ACCOUNT_ID: stack.info.accountId,
-    CLOUDFLARE_API_TOKEN: stack.info.apiToken,
-    TFTCACHE_KV_NAMESPACE_ID: stack.info.namespaceId,
-    CLOUDFLARE_API_BASE_URL: stack.info.cfApiBase,
-    WRANGLER_SEND_METRICS: "false",
-    CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  };
+  const env = { ...cliEnv(stack), WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
   const verify: number[] = [];
   const wranglerGet: number[] = [];
   const wrangler = join(ROOT, "node_modules", ".bin", "wrangler");
@@ -418,15 +421,7 @@ async function growth() {
     let api = client(stack);
     await api.seed(size.n, size.value);
     await api.call("POST", "/api/v1/cache/flush");
-    const env = {
-      NO_COLOR: "1",
-      TFTCACHE_URL: stack.info.url,
-      TFTCACHE_API_KEY: stack.info.apiKey,
-      CLOUDFLARE_ACCOUNT_ID: stack.info.accountId,
-      CLOUDFLARE_API_TOKEN: stack.info.apiToken,
-      TFTCACHE_KV_NAMESPACE_ID: stack.info.namespaceId,
-      CLOUDFLARE_API_BASE_URL: stack.info.cfApiBase,
-    };
+    const env = cliEnv(stack);
     const verify: number[] = [];
     for (let run = 0; run < RUNS; run++) {
       const v = await timeCommand(process.execPath, [join(ROOT, "bin", "tftcache"), "verify-kv"], env);
