@@ -12,6 +12,11 @@ export interface BoundsCheck {
   replaced: number;
   /** Each bound the write would cross, in words that name the Worker's setting; empty when it fits. */
   exceeded: string[];
+  /**
+   * True when the input alone is over a bound, so the write would evict some of its own entries. Otherwise a
+   * crossing only evicts older entries, least recently used first: an LRU cache's normal state when it is full.
+   */
+  selfEvicting: boolean;
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US");
@@ -35,7 +40,7 @@ export async function checkSeedBounds(admin: AdminClient, meta: Metadata, costs:
   const base = { maxEntries: meta.limits.maxEntries, maxBytes: meta.limits.maxBytes };
   // The seed alone is over a bound: nothing already cached can change that.
   const alone = exceededBounds(costs.size, seedBytes, meta, "the input alone holds");
-  if (alone.length > 0) return { ...base, entries: costs.size, bytes: seedBytes, replaced: 0, exceeded: alone };
+  if (alone.length > 0) return { ...base, entries: costs.size, bytes: seedBytes, replaced: 0, exceeded: alone, selfEvicting: true };
   let entries = meta.size + costs.size;
   let bytes = meta.bytes + seedBytes;
   let replaced = 0;
@@ -53,10 +58,11 @@ export async function checkSeedBounds(admin: AdminClient, meta: Metadata, costs:
       cursor = page.cursor;
     } while (cursor !== null);
   }
-  return { ...base, entries, bytes, replaced, exceeded: exceededBounds(entries, bytes, meta, `the cache would hold`) };
+  return { ...base, entries, bytes, replaced, exceeded: exceededBounds(entries, bytes, meta, `the cache would hold`), selfEvicting: false };
 }
 
 /** The same question for a restore, which replaces everything: only the file's own live entries count. */
 export function checkRestoreBounds(meta: Metadata, entries: number, bytes: number): BoundsCheck {
-  return { maxEntries: meta.limits.maxEntries, maxBytes: meta.limits.maxBytes, entries, bytes, replaced: 0, exceeded: exceededBounds(entries, bytes, meta, "the file holds") };
+  const exceeded = exceededBounds(entries, bytes, meta, "the file holds");
+  return { maxEntries: meta.limits.maxEntries, maxBytes: meta.limits.maxBytes, entries, bytes, replaced: 0, exceeded, selfEvicting: exceeded.length > 0 };
 }

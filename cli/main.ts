@@ -1,3 +1,4 @@
+import { stdoutRole } from "./io.js";
 import { CommanderError } from "commander";
 import type { RunOptions } from "./context.js";
 import type { Io } from "./io.js";
@@ -99,7 +100,10 @@ export async function main(): Promise<void> {
   const io = processIo();
   // stdout closed early (`tftcache list | head`) is not an error.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") process.exit(EXIT_OK);
+    if (err.code !== "EPIPE") return;
+    if (!stdoutRole.payload) process.exit(EXIT_OK);
+    process.stderr.write("error: stdout was closed before the whole export was written (EPIPE): nothing usable was exported\n");
+    process.exit(2);
   });
   process.exitCode = await run(process.argv.slice(2), io);
 }

@@ -1,3 +1,4 @@
+import { stdoutRole } from "../io.js";
 import { randomBytes } from "node:crypto";
 import { rename, rm, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -18,6 +19,17 @@ function ndjsonLine(key: string, e: EntriesSnapshot["entries"][number][1], canon
  * against its own digest, written as a `do_cache_entries` document (what `restore` reads back) or as NDJSON. A file
  * is written whole under a temporary name and then renamed, so an interrupted export never leaves half a backup.
  */
+/** Writes and, on a real stream, waits until the text is handed to the OS (an error rejects). */
+function writeAll(stream: { write(text: string, cb?: (err?: Error | null) => void): unknown }, text: string): Promise<void> {
+  if (stream.write.length < 2) {
+    stream.write(text);
+    return Promise.resolve();
+  }
+  return new Promise((resolve, reject) => {
+    stream.write(text, (err) => (err ? reject(new CliError(`cannot write the export to stdout: ${err.message}`)) : resolve()));
+  });
+}
+
 export async function exportCommand(ctx: CommandContext, file: string | undefined, opts: { from?: string; ndjson?: boolean }): Promise<number> {
   const from = opts.from ?? "do";
   if (from !== "do" && from !== "kv") throw new CliError(`--from must be do or kv (got ${JSON.stringify(from)})`);
@@ -55,7 +67,11 @@ export async function exportCommand(ctx: CommandContext, file: string | undefine
 
   const bytes = Buffer.byteLength(out);
   const summary = { from, format: opts.ndjson ? "ndjson" : "snapshot", file: toStdout ? "-" : resolve(ctx.io.cwd, file!), entries: snapshot.entries.length, generation: snapshot.generation, writtenAt: snapshot.writtenAt, digest: snapshot.digest, bytes };
-  if (toStdout) ctx.io.stdout.write(out);
+  if (toStdout) {
+    // The data is the payload: a reader that goes away is an error (main.ts), and success waits for the write.
+    stdoutRole.payload = true;
+    await writeAll(ctx.io.stdout, out);
+  }
   else {
     const target = resolve(ctx.io.cwd, file!);
     const tmp = `${target}.tmp-${randomBytes(4).toString("hex")}`;

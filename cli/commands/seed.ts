@@ -70,12 +70,15 @@ export async function seedCommand(
   const bounds = await checkSeedBounds(admin, meta, costs);
   if (bounds.exceeded.length > 0) {
     const what = bounds.exceeded.join("; and ");
-    if (!opts.allowEviction) {
-      throw new CliError(`refusing to seed ${entries.length} entries: ${what}, so the cache would evict entries as soon as they are written`, {
+    // Refused: a seed bigger than the cache loses some of its own entries the moment they are written. A seed
+    // that fits but fills the cache evicts older entries, least recently used first, as any write to a full LRU
+    // does: it goes ahead, said beforehand and counted in the summary.
+    if (bounds.selfEvicting && !opts.allowEviction) {
+      throw new CliError(`refusing to seed ${entries.length} entr${entries.length === 1 ? "y" : "ies"}: ${what}, so the cache would evict some of them as soon as they are written`, {
         hint: "raise CACHE_MAX_ENTRIES / CACHE_MAX_BYTES in the wrangler config, seed fewer entries, or pass --allow-eviction to let the least recently used entries go",
       });
     }
-    ctx.out.warn(`${what}: the least recently used entries will be evicted (--allow-eviction)`);
+    ctx.out.warn(`${what}: the least recently used entries will be evicted${bounds.selfEvicting ? " (--allow-eviction)" : ""}`);
   }
 
   const { json, batches } = plan();

@@ -57,3 +57,14 @@ describe("verify-kv --flush when KV already holds the generation", () => {
     expect(r.code).toBe(0);
   });
 });
+
+describe("Ctrl-C at a confirmation prompt", () => {
+  it("is an interruption (exit 130) that did nothing, not an 'unexpected failure'", async () => {
+    const agent = mockAgent();
+    agent.get("http://worker.test").intercept({ path: (p) => p.startsWith("/api/v1/cache/entries?"), method: "GET" }).reply(200, ok({ keys: [{ key: "q:1", expiresAt: Date.now() + 1e6, size: 100 }], cursor: null }), json);
+    const r = await cli([...target, "purge", "--prefix", "q"], { agent, stdinTTY: true, interruptWhen: ({ stderr }) => stderr.includes('Type "yes" to confirm') });
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/interrupted at the prompt: nothing was done \(purge\)/);
+    expect(r.stderr).not.toMatch(/unexpected failure/);
+  });
+});

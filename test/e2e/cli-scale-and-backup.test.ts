@@ -41,13 +41,13 @@ describe("the CLI at real sizes, against the local stack", () => {
     expect((await metadata()).size).toBe(1500);
   }, 240_000);
 
-  it("refuses a seed the bounds would evict at once (exit 2, naming CACHE_MAX_ENTRIES), and writes nothing", async () => {
+  it("refuses a seed that would evict its own entries at once (exit 2, naming CACHE_MAX_ENTRIES), and writes nothing", async () => {
     const before = await metadata();
     const dir = tempDir();
-    writeFileSync(join(dir, "more.ndjson"), ndjson(600, 10, "more:"));
+    writeFileSync(join(dir, "more.ndjson"), ndjson(2_100, 10, "more:"));
     const r = await tftcache(["seed", "more.ndjson"], { env, cwd: dir });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/refusing to seed 600 entries: the cache would hold 2,100 entries, over the cache's bound of 2,000 \(CACHE_MAX_ENTRIES\)/);
+    expect(r.stderr).toMatch(/refusing to seed 2100 entries: the input alone holds 2,100 entries, over the cache's bound of 2,000 \(CACHE_MAX_ENTRIES\)/);
     expect(await metadata()).toMatchObject({ generation: before.generation, size: 1500 });
   }, 120_000);
 
@@ -150,6 +150,15 @@ describe("the CLI at real sizes, against the local stack", () => {
     expect((JSON.parse(again.stdout) as EntriesSnapshot).digest).toBe(before.digest);
     expect((await tftcache(["verify-kv"], { env })).code).toBe(0);
   }, 240_000);
+
+  it("export - whose reader goes away fails (exit 2) instead of reporting a backup that was never written", async () => {
+    const { child, done } = tftcacheAsync(["export", "-"], { env });
+    child.stdout.destroy(); // as `tftcache export - | false` would
+    const r = await done;
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/stdout was closed before the whole export was written \(EPIPE\)|cannot write the export to stdout/);
+    expect(r.stderr).not.toMatch(/^exported /m);
+  }, 120_000);
 
   it("an interrupted restore (Ctrl-C while chunk 2 is in flight) leaves the old contents and exits 130", async () => {
     // The backup to restore: the current 1,500 entries (five chunks of at most 4 MiB); then the cache changes.
