@@ -92,7 +92,7 @@ function failure(res: HttpResponse, what: string, accountId: string): Cloudflare
   const errors = Array.isArray(env.errors) ? env.errors : [];
   const codes = errors.map((e) => e.code);
   const detail = errors.length ? errors.map(describeError).join("; ") : `HTTP ${res.status}`;
-  const tokenHint = "check --api-token / CLOUDFLARE_API_TOKEN: it needs Workers KV Storage read (and edit, to write) on this account";
+  const tokenHint = "check --api-token / CLOUDFLARE_API_TOKEN: it needs Workers KV Storage Read on this account (the CLI never writes KV)";
   let hint: string | undefined;
   let message = `Cloudflare API ${what}: ${detail}`;
   if (res.status === 400 && codes.some((c) => (CF_AUTH_HEADER_CODES as readonly number[]).includes(c))) {
