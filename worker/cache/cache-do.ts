@@ -36,7 +36,7 @@ import { checkKvSnapshot, loadState } from "./load.js";
 import { EntryIndex } from "./entry-index.js";
 import type { MemoryEntry } from "./memory.js";
 import { ReadThrough, type ReadThroughResult } from "./read-through.js";
-import { SnapshotMemo, snapshotText, type SnapshotText } from "./snapshot-builder.js";
+import { SnapshotMemo, snapshotText, type LiveEntry, type SnapshotText } from "./snapshot-builder.js";
 import { EntryStorage, type StagedEntry } from "./storage.js";
 
 /** One entry to write: the value as canonical JSON text (the Worker canonicalises it once, at the edge). */
@@ -650,7 +650,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   }
 
   /** Live entries with their values: values not read since the cold start are read in one scan. */
-  private liveEntries(now: number): Array<[string, MemoryEntry & { value: string }]> {
+  private liveEntries(now: number): Array<[string, LiveEntry]> {
     const live: Array<[string, MemoryEntry]> = [];
     let unread = false;
     for (const [key, e] of this.index.entries()) {
@@ -662,7 +662,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       const values = this.store.readValues();
       for (const [key, e] of live) e.value ??= values.get(key);
     }
-    return live.filter((pair): pair is [string, MemoryEntry & { value: string }] => pair[1].value !== undefined);
+    return live.filter((pair): pair is [string, LiveEntry] => pair[1].value !== undefined);
   }
 
   /** The live state as `do_cache_entries` text, from a body built once per generation (SnapshotMemo). */

@@ -136,7 +136,7 @@ export class KvSync {
       mode: this.mode,
       flushedGeneration: this.flushedGeneration,
       nextAttemptAt: this.nextAttemptAt,
-      writable: this.blockedReason(now) === null,
+      writable: this.blockedReason() === null,
       failures: this.failures,
       pacing: {
         intervalMs: paced ? Math.max(steady, this.flushIntervalMs) : this.flushIntervalMs,
@@ -207,13 +207,9 @@ export class KvSync {
       await this.waitForFloor();
       this.rollDay();
       if (this.writesToday + 2 > this.pacing.budget) {
-        const error = `${this.budgetMessage()}; KV keeps the old snapshot until the first flush after midnight UTC`;
-        this.lastError = error;
-        this.nextAttemptAt = nextUtcMidnight(this.now());
         // The stale snapshot must still go: the first flush the budget allows overwrites it.
         this.markDirty();
-        this.persist();
-        this.log("warn", "CACHE_DO_CLEAR", "budget_exhausted", { writesToday: this.writesToday, budget: this.pacing.budget });
+        const error = this.refuseOverBudget("CACHE_DO_CLEAR", "; KV keeps the old snapshot until the first flush after midnight UTC");
         return { ok: false, error };
       }
       try {
@@ -294,14 +290,7 @@ export class KvSync {
     const now = this.now();
     const withStats = this.withStats(kind, now);
     const cost = withStats ? 2 : 1;
-    if (this.writesToday + cost > this.pacing.budget) {
-      const error = this.budgetMessage();
-      this.lastError = error;
-      this.nextAttemptAt = nextUtcMidnight(now);
-      this.persist();
-      this.log("warn", "CACHE_DO_KV_FLUSH", "budget_exhausted", { writesToday: this.writesToday, budget: this.pacing.budget });
-      return this.notWritten(error);
-    }
+    if (this.writesToday + cost > this.pacing.budget) return this.notWritten(this.refuseOverBudget("CACHE_DO_KV_FLUSH"));
     if (kind === "scheduled") {
       // The alarm also runs for sweeps and stats: it only retries KV when the failure allows it.
       if (this.permanent) return this.notWritten(this.lastError ?? "permanent KV error");
@@ -364,13 +353,12 @@ export class KvSync {
   }
 
   /** Why KV cannot be written now, or null: what `verify-kv` fails on whatever lag it tolerates. */
-  private blockedReason(now: number): string | null {
+  private blockedReason(): string | null {
     if (this.permanent) return this.lastError;
     if (this.writesToday + 1 > this.pacing.budget) return this.budgetMessage();
     if (this.mode === "coalesced" && this.writesToday + 1 > this.pacing.budget - this.pacing.reserve && this.pendingSince !== null) {
       return `scheduled flushes have used the day's budget but the operator reserve (${this.writesToday}/${this.pacing.budget}); KV waits for 00:00 UTC or a POST /flush`;
     }
-    void now;
     return null;
   }
 
@@ -383,6 +371,15 @@ export class KvSync {
     const rate = this.writesToday / elapsed;
     const at = now + Math.ceil((this.pacing.budget - this.writesToday) / rate);
     return at < midnight ? at : null;
+  }
+
+  /** Records a write the daily budget refuses: the error to report, and a retry at the next UTC midnight. */
+  private refuseOverBudget(tag: "CACHE_DO_KV_FLUSH" | "CACHE_DO_CLEAR", detail = ""): string {
+    this.lastError = `${this.budgetMessage()}${detail}`;
+    this.nextAttemptAt = nextUtcMidnight(this.now());
+    this.persist();
+    this.log("warn", tag, "budget_exhausted", { writesToday: this.writesToday, budget: this.pacing.budget });
+    return this.lastError;
   }
 
   private budgetMessage(): string {
