@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { CliError } from "../errors.js";
+import { findUp } from "./find-up.js";
 
 /** What `npm start` writes so that `tftcache --local` needs no exports. */
 export interface LocalStackInfo {
@@ -32,14 +33,7 @@ export const LOCAL_DEFAULTS: LocalStackInfo = {
 
 /** The nearest `.wrangler/tftcache-local.json` at or above `cwd` (as wrangler finds its config), or null. */
 export function findLocalStackFile(cwd: string): string | null {
-  let dir = resolve(cwd);
-  for (;;) {
-    const candidate = join(dir, LOCAL_STACK_FILE);
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) return null;
-    dir = parent;
-  }
+  return findUp(LOCAL_STACK_FILE, cwd);
 }
 
 /**

@@ -1,33 +1,14 @@
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { CliError } from "../errors.js";
+import { findUp, isFile } from "./find-up.js";
 import { JsoncError, parseJsonc } from "./jsonc.js";
 
 export const KV_BINDING = "CACHE_DO_KV";
 
 /** wrangler's configuration file names, in the order it prefers them. */
 export const WRANGLER_CONFIG_NAMES = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"] as const;
-
-const isFile = (path: string): boolean => {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-};
-
-/** The nearest `name` at or above `cwd` (files only, as wrangler's find-up matches them), or null. */
-function findUp(name: string, cwd: string): string | null {
-  let dir = resolve(cwd);
-  for (;;) {
-    const candidate = join(dir, name);
-    if (isFile(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) return null;
-    dir = parent;
-  }
-}
 
 export interface FoundWranglerConfig {
   path: string;
