@@ -114,8 +114,13 @@ export interface SeedReject {
 
 export interface PurgeResult {
   prefix: string;
+  /** Entries deleted (a hard purge; 0 for a soft one). */
   deleted: number;
   generation: number;
+  /** Present for a soft purge (`?mode=soft`): the entries were kept and marked stale, not deleted. */
+  mode?: "soft";
+  /** A soft purge: entries marked stale (served once more by getOrSet while it refreshes them). */
+  marked?: number;
 }
 
 export interface RestoreStaged {
@@ -161,8 +166,22 @@ export interface Metadata {
   };
   load: { source: LoadSource; at: number; durationMs: number; kvSnapshot: KvSnapshotReport };
   kv: KvStatus;
+  /**
+   * What this DO last wrote to do_cache_entries, or null (never flushed, cleared, or written before 0.2). When its
+   * generation is the DO's and KV's bytes hash to `sha256`, KV holds exactly the DO's state: `verify-kv` then
+   * neither parses values nor recomputes the digest.
+   */
+  flushed: FlushedSnapshot | null;
   /** DO storage: SQLite file size, and rows/logical bytes written since this instance started. */
   storage: { databaseSize: number; rowsWritten: number; bytesWritten: number };
+}
+
+/** The do_cache_entries body a flush wrote: its generation, entry digest, and SHA-256 of its exact UTF-8 bytes. */
+export interface FlushedSnapshot {
+  generation: number;
+  digest: string;
+  /** `sha256:` + hex, over the bytes of the value as put (not canonicalised again). */
+  sha256: string;
 }
 
 /** What the last load found in KV: the reason a corrupt snapshot was ignored is kept here for operators. */

@@ -19,6 +19,80 @@ export interface GetOrSetOptions {
    * loader returns later is discarded.
    */
   loadTimeoutMs?: number;
+  /**
+   * Refuse a cached value older than this (now − cachedAt, in ms): the loader runs as on a miss, and a KV fallback
+   * that old is not served. A miss rather than a too-old quote.
+   */
+  maxStalenessMs?: number;
+  /**
+   * stale-if-error: when the loader throws or times out, serve the expired value for up to this long past its
+   * expiry (state "stale", staleIfError: true) instead of failing, and back off before trying the loader again for
+   * the key (2 s doubling to 60 s; callers during the backoff get the stale value without calling the loader).
+   * The value must have been stored by a getOrSet with this option: that is what keeps the expired row.
+   */
+  staleIfErrorSeconds?: number;
+  /**
+   * Negative caching: a loader that returns `undefined` ("not found") has that answer cached for this long, and
+   * getOrSet returns `undefined` without calling the loader again until then. Without it `undefined` is not
+   * cached (the loader runs on every call). `null` is an ordinary value and is cached as one.
+   */
+  negativeTtlSeconds?: number;
+  /**
+   * TTL jitter: a fraction from 0 to 1 (exclusive). The entry's TTL is shortened by a random part of it, up to
+   * this fraction (ttlSeconds × (1 − ttlJitter × r), r uniform in [0, 1)), so a batch written together does not
+   * expire in the same second. Never longer than ttlSeconds.
+   */
+  ttlJitter?: number;
+}
+
+/** set's options: a TTL (default CACHE_DEFAULT_TTL_SECONDS), and jitter as for getOrSet (GetOrSetOptions.ttlJitter). */
+export interface SetOptions {
+  ttlSeconds?: number;
+  ttlJitter?: number;
+}
+
+/** The backoff after a failed load that stale-if-error covered: doubles from the first to the cap. */
+export const STALE_IF_ERROR_BACKOFF_MS = { first: 2_000, max: 60_000 } as const;
+
+/** Returns why a ttlJitter is unusable, or null. Undefined means none. */
+export function ttlJitterProblem(jitter: unknown): string | null {
+  if (jitter === undefined) return null;
+  if (typeof jitter !== "number" || !Number.isFinite(jitter) || jitter < 0 || jitter >= 1) return "ttlJitter must be a number from 0 to 1 (exclusive): the fraction of ttlSeconds the jitter may take off";
+  return null;
+}
+
+/** A TTL shortened by a random part of it, up to `jitter` (see GetOrSetOptions.ttlJitter); `random` in [0, 1). */
+export const jitteredTtl = (ttlSeconds: number, jitter: number | undefined, random: () => number): number =>
+  jitter ? ttlSeconds * (1 - jitter * Math.min(Math.max(random(), 0), 1)) : ttlSeconds;
+
+/** deletePrefix: "hard" deletes the entries; "soft" marks them stale (served once more while refreshed). */
+export type PurgeMode = "hard" | "soft";
+
+export interface DeletePrefixOptions {
+  /** Default "hard". */
+  mode?: PurgeMode;
+  /** Shorthand for mode: "soft" (design.md §7). */
+  soft?: boolean;
+}
+
+export interface ServiceDeletePrefix {
+  ok: boolean;
+  mode: PurgeMode;
+  /** Entries deleted (hard) or marked stale (soft). */
+  count: number;
+  generation?: number;
+  error?: string;
+}
+
+/** The mode deletePrefix options ask for, or why they are unusable. */
+export function purgeModeOf(opts: unknown): { mode: PurgeMode } | { problem: string } {
+  if (opts === undefined) return { mode: "hard" };
+  if (typeof opts !== "object" || opts === null || Array.isArray(opts)) return { problem: "options must be an object" };
+  const { mode, soft } = opts as DeletePrefixOptions;
+  if (mode !== undefined && mode !== "hard" && mode !== "soft") return { problem: 'mode must be "hard" or "soft"' };
+  if (soft !== undefined && typeof soft !== "boolean") return { problem: "soft must be a boolean" };
+  if (soft === true && mode === "hard") return { problem: 'soft: true contradicts mode: "hard"' };
+  return { mode: mode ?? (soft ? "soft" : "hard") };
 }
 
 /**
@@ -48,7 +122,36 @@ export interface ServiceRead {
   source: ReadSource;
   /** Why the DO was not used, when source is "kv" or "none". */
   fallbackReason?: string;
+  /** Provenance of a hit (additive, 0.3): when the value was stored in the cache (epoch ms). */
+  cachedAt?: number;
+  /**
+   * How old the value is: now − cachedAt. From KV this is never less than the snapshot's own age (now − writtenAt:
+   * the flush delay plus KV's caching), since an entry is always older than the snapshot that holds it.
+   */
+  ageMs?: number;
+  /** The cache generation the answer reflects: the DO's current one, or the KV snapshot's. */
+  generation?: number;
+  /** From the DO: "memory" when its LRU held the value, "storage" when it was read from SQLite. */
+  tier?: ReadTier;
+  /** From KV: when the snapshot was written (epoch ms). */
+  snapshotWrittenAt?: number;
+  /** Set with found: false when a value existed but was older than maxStalenessMs. */
+  tooOld?: boolean;
 }
+
+/** Which of the DO's tiers answered: its in-memory LRU, or its SQLite storage. */
+export type ReadTier = "memory" | "storage";
+
+/** Returns why a maxStalenessMs is unusable, or null. Undefined means no limit. */
+export function maxStalenessProblem(ms: unknown): string | null {
+  if (ms === undefined) return null;
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) return "maxStalenessMs must be a number of milliseconds, 0 or more";
+  return null;
+}
+
+/** Whether a value cached at `cachedAt` is too old for a caller that accepts at most `maxStalenessMs`. */
+export const tooOld = (cachedAt: number | undefined, now: number, maxStalenessMs: number | undefined): boolean =>
+  maxStalenessMs !== undefined && cachedAt !== undefined && now - cachedAt > maxStalenessMs;
 
 export interface ServiceWrite {
   ok: boolean;
@@ -63,6 +166,15 @@ export interface ServiceGetOrSet {
   error?: string;
   /** Set when ok is false. */
   code?: GetOrSetErrorCode;
+  /** Provenance of a cached answer (additive, 0.3), as in ServiceRead: absent for a value the loader just returned. */
+  cachedAt?: number;
+  ageMs?: number;
+  generation?: number;
+  tier?: ReadTier;
+  /** The loader failed or timed out (now, or within the backoff after it did) and this is the expired value. */
+  staleIfError?: boolean;
+  /** The loader said "not found" (returned undefined) and negativeTtlSeconds cached that: there is no value. */
+  notFound?: boolean;
 }
 
 /** Returns why a loadTimeoutMs is unusable, or null. Undefined means the default. */
@@ -92,7 +204,13 @@ export function getOrSetProblem(key: unknown, loader: unknown, opts: unknown): s
   if (t) return t;
   const swr = ttlProblem(o.staleWhileRevalidateSeconds);
   if (swr) return swr.replace("ttlSeconds", "staleWhileRevalidateSeconds");
-  return loadTimeoutProblem(o.loadTimeoutMs);
+  const sie = ttlProblem(o.staleIfErrorSeconds);
+  if (sie) return sie.replace("ttlSeconds", "staleIfErrorSeconds");
+  const neg = ttlProblem(o.negativeTtlSeconds);
+  if (neg) return neg.replace("ttlSeconds", "negativeTtlSeconds");
+  const jitter = ttlJitterProblem(o.ttlJitter);
+  if (jitter) return jitter;
+  return maxStalenessProblem(o.maxStalenessMs) ?? loadTimeoutProblem(o.loadTimeoutMs);
 }
 
 export type Settled<T> = { status: "ok"; value: T } | { status: "threw"; error: unknown } | { status: "timeout" };

@@ -7,9 +7,12 @@
  */
 export const clock = {
   now: (): number => Date.now(),
+  /** Uniform in [0, 1): TTL jitter (tests replace it to pin the jitter). */
+  random: (): number => Math.random(),
 };
 
 /** Restores the real clock (tests). */
 export function useRealClock(): void {
   clock.now = () => Date.now();
+  clock.random = () => Math.random();
 }

@@ -10,10 +10,15 @@ import {
   keyedRecord,
   settleWithin,
   ttlProblem,
+  purgeModeOf,
+  ttlJitterProblem,
+  type DeletePrefixOptions,
   type GetOrSetOptions,
+  type ServiceDeletePrefix,
   type ServiceGetOrSet,
   type ServiceRead,
   type ServiceWrite,
+  type SetOptions,
 } from "../protocol/index.js";
 import type { StoredEntryView } from "./cache/cache-do.js";
 import type { ReadThroughResult } from "./cache/read-through.js";
@@ -63,8 +68,24 @@ async function fromKv({ env, log }: Deps, keys: string[], reason: string): Promi
 const fromKvOne = async (deps: Deps, key: string, reason: string): Promise<ServiceRead> => (await fromKv(deps, [key], reason))[0]![1];
 
 function fromDo(r: ReadThroughResult): ServiceGetOrSet {
-  if (r.ok) return { ok: true, value: JSON.parse(r.data.valueJson), state: r.data.state, source: "do" };
-  return { ok: false, source: "do", code: r.code, error: r.message };
+  if (!r.ok) return { ok: false, source: "do", code: r.code, error: r.message };
+  if (r.data.notFound) return { ok: true, state: r.data.state, source: "do", notFound: true };
+  return { ok: true, value: JSON.parse(r.data.valueJson), state: r.data.state, source: "do", ...(r.data.staleIfError ? { staleIfError: true } : {}) };
+}
+
+/**
+ * stale-if-error with the DO bypassed or unreachable: the key's entry in the KV snapshot if it expired no more
+ * than `withinMs` ago (KV keeps an entry stale-if-error retains until the DO drops it). Never from a torn snapshot.
+ */
+async function staleFromKv({ env, log }: Deps, key: string, withinMs: number, error: string): Promise<ServiceGetOrSet | null> {
+  if (withinMs <= 0) return null;
+  const read = await readKvSnapshot(env.CACHE_DO_KV);
+  if (!read.ok) return null;
+  const now = Date.now();
+  const entry = read.snapshot.entries.find(([k]) => k === key)?.[1];
+  if (!entry || entry.expiresAt + withinMs <= now) return null;
+  log("warn", "DUAL_CACHE_DO", "stale_if_error", { key, source: "kv", error });
+  return { ok: true, value: entry.value, state: "stale", source: "kv", staleIfError: true };
 }
 
 /** getOrSet and refresh: the DO's single flight, or with the DO bypassed or unreachable a KV hit, else the loader uncached. */
@@ -85,14 +106,17 @@ async function readThrough(deps: Deps, op: "getOrSet" | "refresh", key: string, 
   const settled = await settleWithin(() => loader(), timeoutMs);
   const name = JSON.stringify(key);
   if (settled.status === "ok") return { ok: true, value: settled.value, state: "uncached", source: "loader" };
-  if (settled.status === "timeout") return { ok: false, source: "loader", code: "loader_timeout", error: `loader for ${name} did not settle within ${timeoutMs} ms` };
-  return { ok: false, source: "loader", code: "loader_failed", error: `loader for ${name} failed: ${errorMessage(settled.error)}` };
+  const failure: ServiceGetOrSet =
+    settled.status === "timeout"
+      ? { ok: false, source: "loader", code: "loader_timeout", error: `loader for ${name} did not settle within ${timeoutMs} ms` }
+      : { ok: false, source: "loader", code: "loader_failed", error: `loader for ${name} failed: ${errorMessage(settled.error)}` };
+  return (await staleFromKv(deps, key, Math.round((opts?.staleIfErrorSeconds ?? 0) * 1000), failure.error!)) ?? failure;
 }
 
 /**
  * The cache for application Workers: `[[services]] binding = "TFTCACHE", service = "tftcache",
  * entrypoint = "CacheService"`. No HTTP, no admin key: the service binding is the capability, and what it grants
- * is exactly these six methods. Cache failures come back as values (found: false, ok: false), never as
+ * is exactly these methods. Cache failures come back as values (found: false, ok: false), never as
  * exceptions, so an application never has to catch them.
  */
 export class CacheService extends WorkerEntrypoint<Env> {
@@ -138,9 +162,9 @@ export class CacheService extends WorkerEntrypoint<Env> {
     }
   }
 
-  async set(key: string, value: unknown, opts: { ttlSeconds?: number } = {}): Promise<ServiceWrite> {
+  async set(key: string, value: unknown, opts: SetOptions = {}): Promise<ServiceWrite> {
     if (!this.#deps.config.featureFlagDoCache) return { ok: false, error: READ_ONLY };
-    const invalid = keyProblem(key) ?? (typeof opts === "object" && opts !== null ? ttlProblem(opts.ttlSeconds) : "options must be an object");
+    const invalid = keyProblem(key) ?? (typeof opts === "object" && opts !== null ? ttlProblem(opts.ttlSeconds) ?? ttlJitterProblem(opts.ttlJitter) : "options must be an object");
     if (invalid) return { ok: false, error: invalid };
     let text: string;
     try {
@@ -151,7 +175,12 @@ export class CacheService extends WorkerEntrypoint<Env> {
     }
     // Size and the rest are checked once, by the DO (entryProblem), and its reason comes back as `error`.
     try {
-      const r = await cacheStub(this.#deps.env).putEntry({ key, value: text, ...(opts.ttlSeconds === undefined ? {} : { ttlSeconds: opts.ttlSeconds }) });
+      const r = await cacheStub(this.#deps.env).putEntry({
+        key,
+        value: text,
+        ...(opts.ttlSeconds === undefined ? {} : { ttlSeconds: opts.ttlSeconds }),
+        ...(opts.ttlJitter === undefined ? {} : { ttlJitter: opts.ttlJitter }),
+      });
       if (r.ok) return { ok: true };
       return { ok: false, error: "message" in r ? String(r.message) : "rejected" };
     } catch (err) {
@@ -178,6 +207,28 @@ export class CacheService extends WorkerEntrypoint<Env> {
    */
   async getOrSet(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ServiceGetOrSet> {
     return readThrough(this.#deps, "getOrSet", key, loader, opts);
+  }
+
+  /**
+   * Invalidation by prefix: every entry whose key starts with `prefix` is deleted (mode "hard", the default) or
+   * marked stale (mode "soft": getOrSet serves the old value once more while one refresh loads it). The same DO
+   * operation as `DELETE /entries?prefix=` and `tftcache purge`; KV follows with one flush however many keys.
+   */
+  async deletePrefix(prefix: string, opts?: DeletePrefixOptions): Promise<ServiceDeletePrefix> {
+    const asked = purgeModeOf(opts);
+    const mode = "mode" in asked ? asked.mode : "hard";
+    if (!this.#deps.config.featureFlagDoCache) return { ok: false, mode, count: 0, error: READ_ONLY };
+    if ("problem" in asked) return { ok: false, mode, count: 0, error: asked.problem };
+    if (typeof prefix !== "string" || prefix === "") return { ok: false, mode, count: 0, error: "prefix must be a non-empty string" };
+    const invalid = keyProblem(prefix);
+    if (invalid) return { ok: false, mode, count: 0, error: invalid.replace(/^key/, "prefix") };
+    try {
+      const r = await cacheStub(this.#deps.env).purgePrefix(prefix, mode);
+      if (!r.ok) return { ok: false, mode, count: 0, error: "message" in r ? String(r.message) : "rejected" };
+      return { ok: true, mode, count: mode === "soft" ? (r.data.marked ?? 0) : r.data.deleted, generation: r.data.generation };
+    } catch (err) {
+      return { ok: false, mode, count: 0, error: unreachable(err) };
+    }
   }
 
   /** The background half of stale-while-revalidate: the caller runs it in its own ctx.waitUntil. */

@@ -6,6 +6,8 @@ import {
   MAX_VALUE_DEPTH,
   canonicalJson,
   keyProblem,
+  jitteredTtl,
+  ttlJitterProblem,
   ttlProblem,
   snapshotEntryBytes,
   valueProblem,
@@ -20,7 +22,9 @@ import {
   type LoadSource,
   type Metadata,
   type SeedResult,
+  type PurgeMode,
   type PurgeResult,
+  type ReadTier,
   type RestoreResult,
   type RestoreStaged,
   digestRows,
@@ -34,8 +38,10 @@ import { fail, ok, type Result } from "../result.js";
 import { KvSync, type BuiltSnapshot } from "./kv-sync.js";
 import { checkKvSnapshot, loadState } from "./load.js";
 import { EntryIndex } from "./entry-index.js";
-import type { MemoryEntry } from "./memory.js";
+import { keptUntil, type MemoryEntry } from "./memory.js";
+import { purgePrefix } from "./prefix-purge.js";
 import { ReadThrough, type ReadThroughResult } from "./read-through.js";
+import { servableStale } from "./stale-if-error.js";
 import { SnapshotMemo, snapshotText, type LiveEntry, type SnapshotText } from "./snapshot-builder.js";
 import { EntryStorage, type StagedEntry } from "./storage.js";
 
@@ -46,11 +52,19 @@ export interface EntryInput {
   ttlSeconds?: number;
   /** Keep serving the value this long after ttlSeconds while one refresh runs (getOrSet). */
   staleWhileRevalidateSeconds?: number;
+  /** Keep the row this long past its expiry, for getOrSet's stale-if-error (invisible to every other read). */
+  staleIfErrorSeconds?: number;
+  /** Shorten the TTL by a random part of it, up to this fraction (GetOrSetOptions.ttlJitter). */
+  ttlJitter?: number;
 }
 
 /** An entry as read: the value stays canonical JSON text so HTTP can splice it without a parse. */
 export interface StoredEntryView {
   key: string;
+  /** Provenance (CacheService reads): the tier that held the value, the DO's generation, now − cachedAt. */
+  tier?: ReadTier;
+  generation?: number;
+  ageMs?: number;
   valueJson: string;
   expiresAt: number;
   cachedAt: number;
@@ -113,6 +127,11 @@ export class CacheDurableObject extends DurableObject<Env> {
       return entry && entry.expiresAt > now && !isStale(entry, now) ? this.valueFor(key, entry) : undefined;
     },
     putEntry: (input) => this.putEntry(input),
+    staleValue: (key, withinMs) => {
+      const entry = this.index.peek(key);
+      return servableStale(entry, this.now(), withinMs) ? this.valueFor(key, entry!) : undefined;
+    },
+    now: () => this.now(),
     log: (...line) => this.log(...line),
   });
   private loadInfo: Metadata["load"] = {
@@ -142,7 +161,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     this.counters = { hits: meta.hits, misses: meta.misses, evictions: meta.evictions, expirations: meta.expirations };
     this.index = new EntryIndex(this.store, this.config.maxEntries, this.config.maxBytes, loaded.start);
     // Until the index is complete the next expiry is not known here: the alarm the last instance set covers it.
-    if (this.index.isComplete) for (const [, entry] of this.index.entries()) this.earliestExpiry = Math.min(this.earliestExpiry, entry.expiresAt);
+    if (this.index.isComplete) for (const [, entry] of this.index.entries()) this.earliestExpiry = Math.min(this.earliestExpiry, keptUntil(entry));
 
     this.sync = new KvSync(this.env.CACHE_DO_KV, {
       mode: this.config.syncMode,
@@ -195,12 +214,15 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   async getEntry(key: string): Promise<Result<StoredEntryView>> {
     const now = this.now();
+    // Provenance: whether memory already held the value, asked before peek/valueFor may read it from SQLite.
+    const tier = this.index.holdsValue(key) ? "memory" : "storage";
     const entry = this.index.peek(key);
     if (!entry || entry.expiresAt <= now) {
       this.counters.misses++;
       this.statsDirty = true;
       this.log("debug", "DUAL_CACHE_DO", "miss", { key, expired: entry !== undefined });
-      if (entry) {
+      // An expired row that stale-if-error keeps stays (for getOrSet alone); the sweep removes it later.
+      if (entry && keptUntil(entry) <= now) {
         this.mutate(() => this.expire([key]));
         await this.afterMutation();
       } else await this.ensureAlarm();
@@ -218,7 +240,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     this.statsDirty = true;
     const stale = isStale(entry, now);
     this.log("debug", "DUAL_CACHE_DO", stale ? "stale_hit" : "hit", { key });
-    const view: StoredEntryView = { key, valueJson, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed };
+    const view: StoredEntryView = { key, valueJson, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed, tier, generation: this.generation, ageMs: now - entry.cachedAt };
     if (stale) view.stale = true;
     return ok(view);
   }
@@ -286,11 +308,13 @@ export class CacheDurableObject extends DurableObject<Env> {
   }
 
   async metadata(): Promise<Metadata> {
-    const snap = await this.buildSnapshot(this.now());
+    // The digest of a generation this DO flushed is on record: naming it reads no values (a cold DO would read all).
+    const flushed = this.sync.flushed();
+    const digest = flushed?.generation === this.generation ? flushed.digest : (await this.buildSnapshot(this.now())).digest;
     const stats = this.stats();
     return {
       generation: this.generation,
-      digest: snap.digest,
+      digest,
       size: stats.size,
       bytes: stats.bytes,
       limits: {
@@ -311,6 +335,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       },
       load: this.loadInfo,
       kv: stats.kv,
+      flushed,
       storage: { databaseSize: this.store.databaseSize, rowsWritten: this.store.rowsWritten, bytesWritten: this.store.bytesWritten },
     };
   }
@@ -339,6 +364,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   }
 
   async deleteEntry(key: string): Promise<Result<{ key: string; generation: number }>> {
+    this.readThrough.forget(key);
     const entry = this.index.peek(key);
     if (!entry || entry.expiresAt <= this.now()) {
       if (entry) {
@@ -400,6 +426,7 @@ export class CacheDurableObject extends DurableObject<Env> {
         this.touched.clear();
         this.earliestExpiry = Number.POSITIVE_INFINITY;
       });
+      this.readThrough.forgetAll();
     }
     const result: ClearResult = { scope, deletedEntries, kvKeysDeleted: false, generation: this.generation };
     if (scope === "kv" || scope === "all") {
@@ -415,22 +442,32 @@ export class CacheDurableObject extends DurableObject<Env> {
     return result;
   }
 
-  /** Deletes every entry whose key starts with `prefix` (memory, SQLite, and KV with the next flush). */
-  async purgePrefix(prefix: string): Promise<Result<PurgeResult>> {
-    if (prefix === "") return fail(400, "bad_request", "prefix must not be empty (to delete everything, clear the cache)");
-    const keys = [...this.index.keys()].filter((key) => key.startsWith(prefix));
-    if (keys.length > 0) {
-      this.mutate(() => {
-        for (const key of keys) {
-          this.index.delete(key);
-          this.touched.delete(key);
-        }
-        this.store.deleteEntries(keys);
-      });
-      await this.afterMutation();
-    }
-    this.log("info", "CACHE_DO_CLEAR", "purged", { prefix, deleted: keys.length, generation: this.generation });
-    return ok({ prefix, deleted: keys.length, generation: this.generation });
+  /**
+   * Every entry whose key starts with `prefix`: deleted (hard), or marked stale so getOrSet serves it once more
+   * while refreshing it (soft). Memory, SQLite, and KV with the next flush: see worker/cache/prefix-purge.ts.
+   */
+  purgePrefix(prefix: string, mode: PurgeMode = "hard"): Promise<Result<PurgeResult>> {
+    return purgePrefix(
+      {
+        index: this.index,
+        store: this.store,
+        mutate: (change) => this.mutate(change),
+        afterMutation: () => this.afterMutation(),
+        dropped: (keys, evicted) => {
+          for (const key of keys) this.touched.delete(key);
+          if (evicted) {
+            this.counters.evictions += keys.length;
+            this.statsDirty = true;
+          }
+        },
+        forgetPrefix: (p) => this.readThrough.forgetPrefix(p),
+        generation: () => this.generation,
+        log: this.log,
+      },
+      prefix,
+      mode,
+      this.now(),
+    );
   }
 
   // ---- restore: stage, then swap in one transaction -----------------------------------------------------------
@@ -462,6 +499,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     const now = this.now();
     const live = rows.filter(([, e]) => e.expiresAt > now).sort((a, b) => a[1].lastAccessed - b[1].lastAccessed);
     let evicted = 0;
+    this.readThrough.forgetAll();
     this.mutate(() => {
       this.store.deleteAllEntries();
       this.index.clear();
@@ -518,7 +556,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     if (typeof input !== "object" || input === null) return fail(400, "bad_request", "entry must be an object");
     const k = keyProblem(input.key);
     if (k) return fail(400, "bad_request", k);
-    const t = ttlProblem(input.ttlSeconds) ?? ttlProblem(input.staleWhileRevalidateSeconds);
+    const t = ttlProblem(input.ttlSeconds) ?? ttlProblem(input.staleWhileRevalidateSeconds) ?? ttlProblem(input.staleIfErrorSeconds) ?? ttlJitterProblem(input.ttlJitter);
     if (t) return fail(400, "bad_request", t);
     if (typeof input.value !== "string") return fail(400, "bad_request", "value must be canonical JSON text");
     const v = valueProblem(input.value);
@@ -530,8 +568,9 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   /** Writes one entry to memory and storage and applies the evictions it causes. Call inside `mutate`. */
   private write(input: EntryInput, now: number): { evicted: number; expiresAt: number } {
-    const ttl = input.ttlSeconds ?? this.config.defaultTtlSeconds;
+    const ttl = jitteredTtl(input.ttlSeconds ?? this.config.defaultTtlSeconds, input.ttlJitter, clock.random);
     const swr = input.staleWhileRevalidateSeconds ?? 0;
+    const sie = input.staleIfErrorSeconds ?? 0;
     const freshUntil = now + Math.round(ttl * 1000);
     const expiresAt = freshUntil + Math.round(swr * 1000);
     const entry: MemoryEntry = {
@@ -542,6 +581,8 @@ export class CacheDurableObject extends DurableObject<Env> {
       size: snapshotEntryBytes(input.key, input.value, swr > 0),
     };
     if (swr > 0) entry.freshUntil = freshUntil;
+    if (sie > 0) entry.retainUntil = expiresAt + Math.round(sie * 1000);
+    this.readThrough.forget(input.key);
     const evicted = this.index.set(input.key, entry);
     this.store.putEntry(input.key, entry);
     this.touched.delete(input.key);
@@ -551,7 +592,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       this.counters.evictions += evicted.length;
       this.statsDirty = true;
     }
-    this.earliestExpiry = Math.min(this.earliestExpiry, expiresAt);
+    this.earliestExpiry = Math.min(this.earliestExpiry, keptUntil(entry));
     return { evicted: evicted.length, expiresAt };
   }
 
@@ -606,8 +647,9 @@ export class CacheDurableObject extends DurableObject<Env> {
     const expired: string[] = [];
     let earliest = Number.POSITIVE_INFINITY;
     for (const [key, e] of this.index.entries()) {
-      if (e.expiresAt <= now) expired.push(key);
-      else earliest = Math.min(earliest, e.expiresAt);
+      // A row stale-if-error keeps past its expiry goes when that ends (KV keeps it until then too: readers skip it).
+      if (keptUntil(e) <= now) expired.push(key);
+      else earliest = Math.min(earliest, keptUntil(e));
     }
     this.earliestExpiry = earliest;
     if (expired.length === 0) return;

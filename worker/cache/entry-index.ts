@@ -75,6 +75,11 @@ export class EntryIndex {
     return row;
   }
 
+  /** Whether memory holds the key's value already (a read of it costs no SQLite access). */
+  holdsValue(key: string): boolean {
+    return this.memory.peek(key)?.value !== undefined;
+  }
+
   touch(key: string, now: number): void {
     this.memory.touch(key, now);
   }
@@ -94,6 +99,13 @@ export class EntryIndex {
       this.ensureComplete(); // an eviction needs the whole LRU order
     }
     return this.memory.set(key, entry);
+  }
+
+  /** Changes an entry's size in place (completes the index), then evicts to the bounds; returns the keys evicted. */
+  resize(sizes: Iterable<[string, number]>): string[] {
+    this.ensureComplete();
+    for (const [key, size] of sizes) this.memory.resize(key, size);
+    return this.memory.evictOverflow();
   }
 
   delete(key: string): boolean {

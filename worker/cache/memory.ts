@@ -15,7 +15,15 @@ export interface MemoryEntry {
    * the background) until expiresAt, the hard expiry.
    */
   freshUntil?: number;
+  /**
+   * Set by getOrSet with staleIfErrorSeconds: the row outlives expiresAt until then, invisible to get, listings,
+   * stats and snapshots, so that a failing loader can be answered with the expired value (stale-if-error).
+   */
+  retainUntil?: number;
 }
+
+/** When the row may be deleted: its expiry, or later when stale-if-error keeps it. */
+export const keptUntil = (entry: MemoryEntry): number => Math.max(entry.expiresAt, entry.retainUntil ?? 0);
 
 /**
  * The memory tier: a Map whose insertion order is the LRU order (oldest first), bounded by entry count and bytes.
@@ -64,6 +72,14 @@ export class LruMemory {
     this.map.set(key, entry);
     this.totalBytes += entry.size;
     return this.evictOverflow(key);
+  }
+
+  /** Changes an entry's size in place (LRU order kept); the caller evicts afterwards if the bounds no longer hold. */
+  resize(key: string, size: number): void {
+    const entry = this.map.get(key);
+    if (!entry) return;
+    this.totalBytes += size - entry.size;
+    entry.size = size;
   }
 
   delete(key: string): boolean {

@@ -13,6 +13,9 @@ export interface PersistedMeta {
   kvPaceSpent: number | null;
   kvLastFlushAt: number | null;
   kvFlushedGeneration: number | null;
+  /** The flushed body's entry digest and SHA-256 (null before 0.2, or after a clear). */
+  kvFlushedDigest: string | null;
+  kvFlushedSha256: string | null;
   kvLastError: string | null;
   kvPendingSince: number | null;
   kvFailures: number;
@@ -37,6 +40,8 @@ const META_DEFAULTS: PersistedMeta = {
   kvPaceSpent: null,
   kvLastFlushAt: null,
   kvFlushedGeneration: null,
+  kvFlushedDigest: null,
+  kvFlushedSha256: null,
   kvLastError: null,
   kvPendingSince: null,
   kvFailures: 0,
@@ -108,13 +113,18 @@ export class EntryStorage {
       cached_at INTEGER NOT NULL,
       last_accessed INTEGER NOT NULL,
       size INTEGER NOT NULL,
-      fresh_until INTEGER
+      fresh_until INTEGER,
+      retain_until INTEGER
     )`;
     if (!existing) {
       this.sql.exec(create("entries"));
       return 0;
     }
-    if (!/WITHOUT\s+ROWID/i.test(existing.sql)) return 0;
+    if (!/WITHOUT\s+ROWID/i.test(existing.sql)) {
+      // 0.2's table, from before stale-if-error: one added nullable column, no row rewritten.
+      if (!/\bretain_until\b/.test(existing.sql)) this.sql.exec("ALTER TABLE entries ADD COLUMN retain_until INTEGER");
+      return 0;
+    }
     return this.storage.transactionSync(() => {
       this.sql.exec("DROP TABLE IF EXISTS entries_upgrade");
       this.sql.exec(create("entries_upgrade"));
@@ -133,10 +143,11 @@ export class EntryStorage {
    */
   loadIndex(): Array<[string, MemoryEntry]> {
     const out: Array<[string, MemoryEntry]> = [];
-    const rows = this.sql.exec("SELECT key, expires_at, cached_at, last_accessed, size, fresh_until FROM entries ORDER BY last_accessed, key").raw();
+    const rows = this.sql.exec("SELECT key, expires_at, cached_at, last_accessed, size, fresh_until, retain_until FROM entries ORDER BY last_accessed, key").raw();
     for (const r of rows) {
       const entry: MemoryEntry = { value: undefined, expiresAt: r[1] as number, cachedAt: r[2] as number, lastAccessed: r[3] as number, size: r[4] as number };
       if (r[5] !== null) entry.freshUntil = r[5] as number;
+      if (r[6] !== null) entry.retainUntil = r[6] as number;
       out.push([r[0] as string, entry]);
     }
     return out;
@@ -144,11 +155,12 @@ export class EntryStorage {
 
   /** One row with its value, by key (a point read on the unique index). */
   readRow(key: string): MemoryEntry | undefined {
-    const it = this.sql.exec("SELECT expires_at, cached_at, last_accessed, size, fresh_until, value FROM entries WHERE key = ?", key).raw().next();
+    const it = this.sql.exec("SELECT expires_at, cached_at, last_accessed, size, fresh_until, value, retain_until FROM entries WHERE key = ?", key).raw().next();
     if (it.done) return undefined;
     const r = it.value;
     const entry: MemoryEntry = { value: r[5] as string, expiresAt: r[0] as number, cachedAt: r[1] as number, lastAccessed: r[2] as number, size: r[3] as number };
     if (r[4] !== null) entry.freshUntil = r[4] as number;
+    if (r[6] !== null) entry.retainUntil = r[6] as number;
     return entry;
   }
 
@@ -184,10 +196,10 @@ export class EntryStorage {
     const value = e.value;
     if (value === undefined) throw new Error(`putEntry(${JSON.stringify(key)}) without its value`);
     const cursor = this.sql.exec(
-      "INSERT INTO entries (key, value, expires_at, cached_at, last_accessed, size, fresh_until) VALUES (?, ?, ?, ?, ?, ?, ?) " +
+      "INSERT INTO entries (key, value, expires_at, cached_at, last_accessed, size, fresh_until, retain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " +
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, cached_at = excluded.cached_at, " +
-        "last_accessed = excluded.last_accessed, size = excluded.size, fresh_until = excluded.fresh_until",
-      key, value, e.expiresAt, e.cachedAt, e.lastAccessed, e.size, e.freshUntil ?? null,
+        "last_accessed = excluded.last_accessed, size = excluded.size, fresh_until = excluded.fresh_until, retain_until = excluded.retain_until",
+      key, value, e.expiresAt, e.cachedAt, e.lastAccessed, e.size, e.freshUntil ?? null, e.retainUntil ?? null,
     );
     this.rowsWritten += cursor.rowsWritten;
     // UTF-16 length approximates UTF-8 bytes for the ASCII-heavy JSON we store; 4 integers at 8 bytes.
@@ -197,6 +209,11 @@ export class EntryStorage {
   /** Rewrites the size column (a change of size model, once per DO). */
   resizeEntries(sizes: Iterable<[string, number]>): void {
     for (const [key, size] of sizes) this.rowsWritten += this.sql.exec("UPDATE entries SET size = ? WHERE key = ?", size, key).rowsWritten;
+  }
+
+  /** A soft purge: each row's fresh period ends at `freshUntil` (and its size grows by the field), values untouched. */
+  markStale(rows: Iterable<[string, { freshUntil: number; size: number }]>): void {
+    for (const [key, e] of rows) this.rowsWritten += this.sql.exec("UPDATE entries SET fresh_until = ?, size = ? WHERE key = ?", e.freshUntil, e.size, key).rowsWritten;
   }
 
   deleteEntries(keys: Iterable<string>): void {

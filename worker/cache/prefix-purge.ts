@@ -1,0 +1,69 @@
+import { SNAPSHOT_FRESH_UNTIL_BYTES, type PurgeMode, type PurgeResult } from "../../protocol/index.js";
+import type { Logger } from "../log.js";
+import { fail, ok, type Result } from "../result.js";
+import type { EntryIndex } from "./entry-index.js";
+import type { EntryStorage } from "./storage.js";
+
+/** What a prefix purge needs from the cache (CacheDurableObject passes its own parts). */
+export interface PurgeHost {
+  index: EntryIndex;
+  store: EntryStorage;
+  /** One SQLite transaction and one new generation (see CacheDurableObject.mutate). */
+  mutate(change: () => void): void;
+  /** Marks the KV snapshot owed: one coalesced flush, however many keys changed. */
+  afterMutation(): Promise<void>;
+  /** Keys deleted or evicted: dropped from the lazily persisted read times. */
+  dropped(keys: string[], evicted: boolean): void;
+  /** Cached "not found" answers and loader backoff under the prefix no longer apply. */
+  forgetPrefix(prefix: string): void;
+  generation(): number;
+  log: Logger;
+}
+
+/**
+ * Invalidation by prefix, the one DO operation behind CacheService.deletePrefix, `DELETE /entries?prefix=P` and
+ * `tftcache purge`. Hard deletes every entry whose key starts with `prefix`; soft keeps them and ends their fresh
+ * period now (freshUntil = now), so the next getOrSet serves the old value as stale while one refresh loads it
+ * and a plain get still finds it (stale: true) until its expiry. Either way: memory and SQLite in one transaction,
+ * one generation, and KV with the next flush (2 KV writes whatever the number of keys).
+ */
+export async function purgePrefix(host: PurgeHost, prefix: string, mode: PurgeMode, now: number): Promise<Result<PurgeResult>> {
+  if (typeof prefix !== "string" || prefix === "") return fail(400, "bad_request", "prefix must not be empty (to delete everything, clear the cache)");
+  if (mode !== "hard" && mode !== "soft") return fail(400, "bad_request", 'mode must be "hard" or "soft"');
+  host.forgetPrefix(prefix);
+  if (mode === "hard") {
+    const keys = [...host.index.keys()].filter((key) => key.startsWith(prefix));
+    if (keys.length > 0) {
+      host.mutate(() => {
+        for (const key of keys) host.index.delete(key);
+        host.dropped(keys, false);
+        host.store.deleteEntries(keys);
+      });
+      await host.afterMutation();
+    }
+    host.log("info", "CACHE_DO_CLEAR", "purged", { prefix, deleted: keys.length, generation: host.generation() });
+    return ok({ prefix, deleted: keys.length, generation: host.generation() });
+  }
+  // Soft: live entries still fresh. Their snapshot entry gains a freshUntil field if it had none: size grows.
+  const marked: Array<[string, { freshUntil: number; size: number }]> = [];
+  for (const [key, entry] of host.index.entries()) {
+    if (!key.startsWith(prefix) || entry.expiresAt <= now || (entry.freshUntil !== undefined && entry.freshUntil <= now)) continue;
+    marked.push([key, { freshUntil: now, size: entry.size + (entry.freshUntil === undefined ? SNAPSHOT_FRESH_UNTIL_BYTES : 0) }]);
+  }
+  let evicted = 0;
+  if (marked.length > 0) {
+    host.mutate(() => {
+      for (const [key, m] of marked) host.index.peek(key)!.freshUntil = m.freshUntil;
+      const overflow = host.index.resize(marked.map(([key, m]) => [key, m.size]));
+      host.store.markStale(marked);
+      if (overflow.length > 0) {
+        host.store.deleteEntries(overflow);
+        host.dropped(overflow, true);
+        evicted = overflow.length;
+      }
+    });
+    await host.afterMutation();
+  }
+  host.log("info", "CACHE_DO_CLEAR", "purged", { prefix, mode, marked: marked.length, evicted, generation: host.generation() });
+  return ok({ prefix, deleted: 0, mode: "soft", marked: marked.length, generation: host.generation() });
+}
