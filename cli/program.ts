@@ -100,8 +100,9 @@ export function buildProgram(io: Io, run: RunOptions, result: { exitCode: number
     .description("delete every entry whose key starts with a prefix (DO now, KV with the next flush)")
     .requiredOption("-p, --prefix <prefix>", "the key prefix (not empty: to delete everything, use clear)")
     .option("-y, --yes", "do not ask (required when stdin is not a terminal)")
+    .option("--soft", "mark the entries stale instead of deleting them: getOrSet serves each once more while it refreshes it")
     .option("--dry-run", "list and count the matching keys; delete nothing")
-    .addHelpText("after", example("tftcache purge --prefix quote: --dry-run", "tftcache purge --prefix session: --yes"))
+    .addHelpText("after", example("tftcache purge --prefix quote: --dry-run", "tftcache purge --prefix session: --yes", "tftcache purge --prefix quote:AAPL --soft --yes"))
     .action(action(async () => (await import("./commands/purge.js")).purgeCommand));
 
   program

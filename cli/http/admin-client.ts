@@ -144,9 +144,9 @@ export class AdminClient {
       throw err;
     }
   }
-  /** DELETE /entries?prefix=P: every entry whose key starts with the prefix. */
-  purge(prefix: string) {
-    return this.call<PurgeResult>(`${API_PREFIX}/entries`, { method: "DELETE", query: { prefix } });
+  /** DELETE /entries?prefix=P: every entry whose key starts with the prefix (soft: marked stale, not deleted). */
+  purge(prefix: string, opts: { soft?: boolean } = {}) {
+    return this.call<PurgeResult>(`${API_PREFIX}/entries`, { method: "DELETE", query: { prefix, ...(opts.soft ? { mode: "soft" } : {}) } });
   }
   /** Stages one chunk of a restore; `entriesJson` holds one `[key, entry]` pair of JSON text each. Sent once (a POST). */
   stageRestore(stage: string, entriesJson: readonly string[]) {

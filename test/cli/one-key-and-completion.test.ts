@@ -98,6 +98,31 @@ describe("purge --prefix", () => {
     expect(r.stderr).toMatch(/aborted; nothing was deleted/);
   });
 
+  it("--soft sends mode=soft and reports the entries marked stale, not deleted (issue 15)", async () => {
+    const agent = mockAgent();
+    listing(agent, 3);
+    const dry = await cli([...target, "purge", "--prefix", "session:", "--soft", "--dry-run"], { agent });
+    expect(dry.stderr).toMatch(/dry run: would mark stale 3 entries with keys starting "session:"/);
+    // Only a DELETE that carries mode=soft is answered: a hard purge would find no interceptor and fail.
+    agent.get(W).intercept({ path: "/api/v1/cache/entries?prefix=session%3A&mode=soft", method: "DELETE" }).reply(200, ok({ prefix: "session:", deleted: 0, mode: "soft", marked: 3, generation: 21 }), json);
+    const r = await cli([...target, "purge", "--prefix", "session:", "--soft", "--yes"], { agent });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/marked stale 3 entries with keys starting "session:" \(generation 21; getOrSet refreshes each on its next read; KV follows with the next flush\)/);
+    agent.get(W).intercept({ path: "/api/v1/cache/entries?prefix=session%3A&mode=soft", method: "DELETE" }).reply(200, ok({ prefix: "session:", deleted: 0, mode: "soft", marked: 3, generation: 22 }), json);
+    const asJson = await cli([...target, "--json", "purge", "--prefix", "session:", "--soft", "--yes"], { agent });
+    expect(JSON.parse(asJson.stdout)).toEqual({ prefix: "session:", deleted: 0, mode: "soft", marked: 3, generation: 22 });
+  });
+
+  it("--soft against a Worker that predates it (which deletes instead) says so, exit 2", async () => {
+    const agent = mockAgent();
+    listing(agent, 2);
+    agent.get(W).intercept({ path: "/api/v1/cache/entries?prefix=session%3A&mode=soft", method: "DELETE" }).reply(200, ok({ prefix: "session:", deleted: 2, generation: 23 }), json);
+    const r = await cli([...target, "purge", "--prefix", "session:", "--soft", "--yes"], { agent });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/does not support --soft .* deleted 2 entries instead/);
+  });
+
   it("an empty prefix is refused (that is clear), and --prefix is required", async () => {
     const empty = await cli([...target, "purge", "--prefix", ""], { agent: mockAgent() });
     expect(empty.code).toBe(2);

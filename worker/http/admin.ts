@@ -3,7 +3,6 @@ import {
   MAX_SEED_ENTRIES,
   JsonValueError,
   canonicalJson,
-  findLive,
   keyProblem,
   ttlProblem,
   valueProblem,
@@ -14,7 +13,7 @@ import type { EntryInput } from "../cache/cache-do.js";
 import type { StagedEntry } from "../cache/storage.js";
 import type { CacheConfig } from "../config.js";
 import { cacheStub as stub, type Env } from "../env.js";
-import { readKvSnapshot } from "../kv-snapshot-reader.js";
+import { readKvSnapshot, readKvSnapshotCached } from "../kv-snapshot-reader.js";
 import { discardBody, readJsonBody } from "./body.js";
 import { HttpError, error, fromResult, json, rawJson } from "./envelope.js";
 import { Router } from "./router.js";
@@ -108,10 +107,11 @@ function doDisabled(): Response {
   return error(503, "do_disabled", "FEATURE_FLAG_DO_CACHE is false: the cache DO is bypassed and only KV snapshot reads are served");
 }
 
+/** Flag off: the entry from this isolate's verified copy of the KV snapshot (protocol/snapshot-cache), never a torn one. */
 async function kvEntry(env: Env, key: string, now: number): Promise<Response> {
-  const read = await readKvSnapshot(env.CACHE_DO_KV);
+  const read = await readKvSnapshotCached(env.CACHE_DO_KV);
   if (!read.ok) return error(404, "not_found", `no entry for key ${JSON.stringify(key)} (KV snapshot: ${read.reason})`);
-  const e = findLive(read.snapshot, key, now);
+  const e = read.find(key, now);
   if (!e) return error(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
   return json({ key, value: e.value, expiresAt: e.expiresAt, cachedAt: e.cachedAt, lastAccessed: e.lastAccessed, source: "kv" });
 }
@@ -145,8 +145,11 @@ export const adminRouter = new Router<AdminContext>()
     DELETE: async ({ url, env, config }) => {
       const prefix = url.searchParams.get("prefix");
       if (prefix === null || prefix === "") throw new HttpError(400, "bad_request", "prefix is required: DELETE /entries?prefix=P (to delete everything, DELETE /api/v1/cache)");
+      // mode=soft marks the entries stale (getOrSet serves them once more while refreshing) instead of deleting.
+      const mode = url.searchParams.get("mode") ?? "hard";
+      if (mode !== "hard" && mode !== "soft") throw new HttpError(400, "bad_request", "mode must be hard (the default) or soft");
       if (!config.featureFlagDoCache) return doDisabled();
-      return fromResult(await stub(env).purgePrefix(prefix));
+      return fromResult(await stub(env).purgePrefix(prefix, mode));
     },
   })
   .on("/entries/:key", {
