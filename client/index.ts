@@ -13,30 +13,40 @@ import {
   keyedRecord,
   ownValue,
   settleWithin,
+  maxStalenessProblem,
+  type DeletePrefixOptions,
   type GetOrSetOptions,
+  type ServiceDeletePrefix,
   type ServiceGetOrSet,
+  type SetOptions,
   type ServiceRead,
   type ServiceWrite,
 } from "../protocol/service.js";
 import { MAX_GET_MANY_KEYS } from "../protocol/limits.js";
-import { findLive, readSnapshot } from "../protocol/snapshot-read.js";
+import { readCachedSnapshot, type SnapshotKv } from "../protocol/snapshot-cache.js";
 
-export type { GetOrSetOptions, ServiceRead };
+export type { DeletePrefixOptions, GetOrSetOptions, ServiceRead, SetOptions, SnapshotKv };
+export { SNAPSHOT_TRUST_MS } from "../protocol/snapshot-cache.js";
 export { DEFAULT_LOAD_TIMEOUT_MS, MAX_LOAD_TIMEOUT_MS } from "../protocol/service.js";
 
 /** The service binding's shape, as `entrypoint = "CacheService"` exposes it: these six methods and nothing else. */
 export interface CacheServiceBinding {
   get(key: string): Promise<ServiceRead>;
   getMany(keys: string[]): Promise<Record<string, ServiceRead>>;
-  set(key: string, value: unknown, opts?: { ttlSeconds?: number }): Promise<ServiceWrite>;
+  set(key: string, value: unknown, opts?: SetOptions): Promise<ServiceWrite>;
+  deletePrefix(prefix: string, opts?: DeletePrefixOptions): Promise<ServiceDeletePrefix>;
   delete(key: string): Promise<ServiceWrite & { deleted: boolean }>;
   getOrSet(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ServiceGetOrSet>;
   refresh(key: string, loader: () => unknown, opts?: GetOrSetOptions): Promise<ServiceGetOrSet>;
 }
 
 export interface CacheClientOptions {
-  /** The CACHE_DO_KV namespace, read directly when the tftcache Worker cannot be reached. */
-  kv?: { get(key: string, type: "text"): Promise<string | null> };
+  /**
+   * The CACHE_DO_KV namespace, read directly when the tftcache Worker cannot be reached. The verified snapshot is
+   * kept per isolate and reused while the key's metadata (getWithMetadata, which every KV binding has) says it is
+   * unchanged; an object with only `get` works too, its snapshot then reused for at most SNAPSHOT_TRUST_MS (60 s).
+   */
+  kv?: SnapshotKv;
   /** Keeps a stale-while-revalidate refresh alive after the response is sent. */
   ctx?: { waitUntil(promise: Promise<unknown>): void };
   /**
@@ -56,12 +66,50 @@ export interface ClientStats {
   fallbacks: number;
   /** Cache problems absorbed: tftcache unreachable, or a value, key or option it refused. */
   errors: number;
+  /** Time this client's loaders took, summed and the longest one (ms, settled or timed out). */
+  loaderMs: number;
+  loaderMaxMs: number;
+  /** Loader calls that threw or did not settle within loadTimeoutMs. */
+  loaderFailures: number;
+}
+
+/** Where a value came from: the DO's memory or its SQLite storage, the KV snapshot, or the loader. */
+export type ValueSource = "memory" | "do" | "kv" | "loader";
+
+/** A read with its provenance (`lookup`). */
+export interface LookupResult<T = unknown> {
+  found: boolean;
+  value?: T;
+  /** "none" when nothing answered (found: false). */
+  source: ValueSource | "none";
+  /** now − when the value was stored in the cache; from KV never less than the snapshot's own age. */
+  ageMs?: number;
+  /** Past a stale-while-revalidate entry's fresh period. */
+  stale: boolean;
+  /** The DO's generation when it answered, or the KV snapshot's. */
+  generation?: number;
+  cachedAt?: number;
+  /** found: false because the value was older than maxStalenessMs. */
+  tooOld?: boolean;
+}
+
+export interface ReadOptions {
+  /** Refuse a value older than this (ms since it was stored): a miss rather than a too-old value. */
+  maxStalenessMs?: number;
 }
 
 export interface CacheClient {
-  get<T = unknown>(key: string): Promise<T | undefined>;
-  getMany<T = unknown>(keys: string[]): Promise<Map<string, T>>;
-  set(key: string, value: unknown, opts?: { ttlSeconds?: number }): Promise<boolean>;
+  get<T = unknown>(key: string, opts?: ReadOptions): Promise<T | undefined>;
+  getMany<T = unknown>(keys: string[], opts?: ReadOptions): Promise<Map<string, T>>;
+  /** The value with where it came from and how old it is. Never throws; a miss is `found: false`. */
+  lookup<T = unknown>(key: string, opts?: ReadOptions): Promise<LookupResult<T>>;
+  set(key: string, value: unknown, opts?: SetOptions): Promise<boolean>;
+  /**
+   * Invalidation by prefix: every entry whose key starts with `prefix` is deleted (`{ mode: "hard" }`, the default)
+   * or marked stale (`{ mode: "soft" }`: the next getOrSet serves the old value while one refresh loads the new
+   * one). Returns how many entries it deleted or marked, or null when the cache could not do it (never throws).
+   */
+  deletePrefix(prefix: string, opts?: DeletePrefixOptions): Promise<number | null>;
   delete(key: string): Promise<boolean>;
   /**
    * The cached value, or the loader's. Rejects only with the loader's own error: what it threw (or, for a
@@ -86,7 +134,31 @@ export class LoaderTimeoutError extends Error {
 const NO_BINDING = "no TFTCACHE service binding";
 
 export function createCacheClient(binding: CacheServiceBinding | undefined, opts: CacheClientOptions = {}): CacheClient {
-  const counters: ClientStats = { hits: 0, misses: 0, stale: 0, loads: 0, fallbacks: 0, errors: 0 };
+  const counters: ClientStats = { hits: 0, misses: 0, stale: 0, loads: 0, fallbacks: 0, errors: 0, loaderMs: 0, loaderMaxMs: 0, loaderFailures: 0 };
+  /**
+   * The loader, timed into loaderMs/loaderMaxMs, a throw counted in loaderFailures. `timedOut()` counts a call
+   * abandoned at loadTimeoutMs (its time so far, one failure) and ignores however it settles later.
+   */
+  const timed = <T>(loader: () => T | Promise<T>) => {
+    let t0 = 0;
+    let open = false;
+    const done = (failed: boolean) => {
+      if (!open) return;
+      open = false;
+      const ms = Date.now() - t0;
+      counters.loaderMs += ms;
+      counters.loaderMaxMs = Math.max(counters.loaderMaxMs, ms);
+      if (failed) counters.loaderFailures++;
+    };
+    const call = (): Promise<T> => {
+      t0 = Date.now();
+      open = true;
+      const run = (async () => loader())();
+      run.then(() => done(false), () => done(true));
+      return run;
+    };
+    return Object.assign(call, { timedOut: () => done(true) });
+  };
   const log = (event: string, fields: Record<string, unknown>) => {
     const line = JSON.stringify({ tag: "DUAL_CACHE_DO", event, ts: Date.now(), ...fields });
     if (opts.log) opts.log(line);
@@ -105,12 +177,19 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
       log("fallback", { key, reason });
     }
     const kv = opts.kv;
-    const read = kv ? await readSnapshot((k) => kv.get(k, "text")) : null;
+    // This isolate's verified copy while KV says the key is unchanged: no download or digest per request.
+    const read = kv ? await readCachedSnapshot(kv, Date.now()) : null;
     const now = Date.now();
     return keyedRecord(
       keys.map((key): [string, ServiceRead] => {
-        const entry = read?.ok ? findLive(read.snapshot, key, now) : undefined;
-        if (entry) return [key, { found: true, value: entry.value, source: "kv" }];
+        const entry = read?.ok ? read.find(key, now) : undefined;
+        if (read?.ok && entry) {
+          const { generation, writtenAt } = read.snapshot;
+          // An entry is never younger than the snapshot holding it: its age counts the flush delay and KV's caching.
+          const hit: ServiceRead = { found: true, value: entry.value, source: "kv", cachedAt: entry.cachedAt, ageMs: Math.max(0, now - entry.cachedAt, now - writtenAt), generation, snapshotWrittenAt: writtenAt };
+          if (entry.freshUntil !== undefined && entry.freshUntil <= now) hit.stale = true;
+          return [key, hit];
+        }
         if (!read) return [key, { found: false, source: "none", fallbackReason: reason }];
         return [key, read.ok ? { found: false, source: "kv" } : { found: false, source: "none", fallbackReason: `${reason}; ${read.reason}` }];
       }),
@@ -129,6 +208,36 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
     log(read.found ? "hit" : "miss", { key, source: read.source });
   }
 
+  /**
+   * maxStalenessMs: a value older than the caller accepts becomes a miss (`tooOld`). The age is the answerer's
+   * (the DO's, or this client's for its own KV read), so clocks are never compared across machines.
+   */
+  function limitAge(r: ServiceRead, key: string, readOpts: ReadOptions | undefined): ServiceRead {
+    const max = readOpts?.maxStalenessMs;
+    if (!r.found || max === undefined) return r;
+    const problem = maxStalenessProblem(max);
+    if (problem) {
+      absorb("bad_option", key, problem);
+      return { found: false, source: "none", fallbackReason: problem };
+    }
+    const age = r.ageMs ?? (r.cachedAt === undefined ? undefined : Date.now() - r.cachedAt);
+    if (age === undefined || age <= max) return r;
+    log("too_old", { key, source: r.source, ageMs: age, maxStalenessMs: max });
+    return { found: false, source: r.source, tooOld: true, ageMs: age, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}) };
+  }
+
+  /** A ServiceRead as the provenance API reports it: "memory" or "do" for the DO's tiers. */
+  function toLookup<T>(r: ServiceRead): LookupResult<T> {
+    const source: LookupResult["source"] = !r.found ? "none" : r.source === "do" ? (r.tier === "memory" ? "memory" : "do") : r.source;
+    const out: LookupResult<T> = { found: r.found, source, stale: r.stale === true };
+    if (r.found) out.value = r.value as T;
+    if (r.ageMs !== undefined) out.ageMs = r.ageMs;
+    if (r.generation !== undefined) out.generation = r.generation;
+    if (r.cachedAt !== undefined) out.cachedAt = r.cachedAt;
+    if (r.tooOld) out.tooOld = true;
+    return out;
+  }
+
   async function read(key: string): Promise<ServiceRead> {
     if (!binding) return fromKvOne(key, NO_BINDING);
     try {
@@ -140,13 +249,19 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
   }
 
   return {
-    async get<T>(key: string) {
-      const r = await read(key);
+    async get<T>(key: string, readOpts?: ReadOptions) {
+      const r = limitAge(await read(key), key, readOpts);
       count(r, key);
       return r.found ? (r.value as T) : undefined;
     },
 
-    async getMany<T>(keys: string[]) {
+    async lookup<T>(key: string, readOpts?: ReadOptions) {
+      const r = limitAge(await read(key), key, readOpts);
+      count(r, key);
+      return toLookup<T>(r);
+    },
+
+    async getMany<T>(keys: string[], readOpts?: ReadOptions) {
       const out = new Map<string, T>();
       let reads: Record<string, ServiceRead>;
       if (!binding) reads = await fromKv(keys, NO_BINDING);
@@ -166,7 +281,7 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
         }
       }
       for (const key of keys) {
-        const r = ownValue(reads, key) ?? { found: false, source: "none" as const };
+        const r = limitAge(ownValue(reads, key) ?? { found: false, source: "none" as const }, key, readOpts);
         count(r, key);
         if (r.found) out.set(key, r.value as T);
       }
@@ -198,24 +313,41 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
 
     async getOrSet<T>(key: string, loader: () => T | Promise<T>, gsOpts?: GetOrSetOptions): Promise<T> {
       const timeoutMs = effectiveLoadTimeout(gsOpts);
+      const run = timed(loader);
       /** This caller's own load, if the cache called the loader for it. */
       let own: Promise<T> | undefined;
       const tracked = () => {
-        own = (async () => loader())();
+        own = run();
         own.catch(() => {}); // its error reaches the caller through the cache's answer, below
         return own;
       };
 
       const timedOut = (error?: string) => {
+        if (own) run.timedOut(); // this caller's loader hung (a joined request's loader is another's)
         // A request that joined another's load reports that load's limit, which the cache names, not its own.
         const limit = Number(error?.match(/within (\d+) ms/)?.[1] ?? timeoutMs);
         log("loader_timeout", { key, timeoutMs: limit, ...(error ? { error } : {}) });
         return new LoaderTimeoutError(key, limit);
       };
+      /**
+       * stale-if-error with tftcache unreachable: the loader failed, so the key's KV entry is served if it expired
+       * no more than staleIfErrorSeconds ago; otherwise the loader's error stands.
+       */
+      const staleFromKv = async (err: unknown): Promise<T> => {
+        const withinMs = Math.round((gsOpts?.staleIfErrorSeconds ?? 0) * 1000);
+        if (withinMs <= 0 || !opts.kv) throw err;
+        const now = Date.now();
+        const read = await readCachedSnapshot(opts.kv, now);
+        const entry = read.ok ? read.entry(key) : undefined;
+        if (!entry || entry.expiresAt + withinMs <= now) throw err;
+        counters.stale++;
+        log("stale_if_error", { key, source: "kv", expiredMsAgo: Math.max(0, now - entry.expiresAt), error: errorMessage(err) });
+        return entry.value as T;
+      };
       /** The loader's value without the cache: the load this call already started, else a fresh one, bounded. */
       const uncached = async (): Promise<T> => {
         counters.loads++;
-        const settled = await settleWithin(own ? () => own! : loader, timeoutMs);
+        const settled = await settleWithin(own ? () => own! : () => (own = run()), timeoutMs);
         if (settled.status === "ok") return settled.value;
         if (settled.status === "threw") throw settled.error;
         throw timedOut();
@@ -228,13 +360,13 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
       } catch (err) {
         const reason = binding ? `tftcache unreachable: ${errorMessage(err)}` : NO_BINDING;
         if (binding) counters.errors++;
-        const kv = await fromKvOne(key, reason);
+        const kv = limitAge(await fromKvOne(key, reason), key, gsOpts);
         if (kv.found) {
           counters.hits++;
           return kv.value as T;
         }
         counters.misses++;
-        return uncached();
+        return uncached().catch((err: unknown) => staleFromKv(err));
       }
 
       if (!r.ok) {
@@ -261,11 +393,14 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
       else if (r.state === "stale") {
         counters.hits++;
         counters.stale++;
-        if (opts.ctx && binding) {
+        // stale-if-error: the loader just failed (or the key is backing off after it did): no refresh now.
+        if (r.staleIfError) log("stale_if_error", { key, source: r.source });
+        else if (opts.ctx && binding) {
           const b = binding;
+          const background = timed(loader); // a plain function crosses RPC; the timed wrapper stays here
           opts.ctx.waitUntil(
             b
-              .refresh(key, loader, gsOpts)
+              .refresh(key, () => background(), gsOpts)
               .then((res) => {
                 if (!res.ok) log("refresh_failed", { key, code: res.code, error: res.error });
               })
@@ -278,6 +413,24 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
       }
       log(r.state === "hit" || r.state === "stale" ? "hit" : "miss", { key, state: r.state, source: r.source });
       return r.value as T;
+    },
+
+    async deletePrefix(prefix, dpOpts) {
+      try {
+        if (!binding) {
+          absorb("delete_prefix_failed", prefix, NO_BINDING);
+          return null;
+        }
+        const r = await binding.deletePrefix(prefix, dpOpts);
+        if (!r.ok) {
+          absorb("delete_prefix_failed", prefix, r.error ?? "refused");
+          return null;
+        }
+        return r.count;
+      } catch (err) {
+        absorb("delete_prefix_failed", prefix, errorMessage(err));
+        return null;
+      }
     },
 
     stats: () => ({ ...counters }),

@@ -6,3 +6,4 @@ export * from "./snapshot.js";
 export * from "./version.js";
 export * from "./snapshot-read.js";
 export * from "./service.js";
+export * from "./snapshot-cache.js";

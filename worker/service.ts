@@ -4,11 +4,11 @@ import {
   canonicalJson,
   effectiveLoadTimeout,
   errorMessage,
-  findLive,
   getOrSetProblem,
   keyProblem,
   keyedRecord,
   settleWithin,
+  tooOld,
   ttlProblem,
   purgeModeOf,
   ttlJitterProblem,
@@ -24,7 +24,8 @@ import type { StoredEntryView } from "./cache/cache-do.js";
 import type { ReadThroughResult } from "./cache/read-through.js";
 import { configOf, type CacheConfig } from "./config.js";
 import { cacheStub, type Env } from "./env.js";
-import { readKvSnapshot } from "./kv-snapshot-reader.js";
+import { clock } from "./clock.js";
+import { readKvSnapshotCached } from "./kv-snapshot-reader.js";
 import { createLogger, type Logger } from "./log.js";
 
 /*
@@ -43,24 +44,43 @@ interface Deps {
 const READ_ONLY = "FEATURE_FLAG_DO_CACHE is false: the cache is read-only";
 const FLAG_OFF = "FEATURE_FLAG_DO_CACHE is false";
 
+/** Where a DO answer came from and how old it is (ServiceRead's provenance fields). */
+const provenanceOf = (view: StoredEntryView) => ({
+  cachedAt: view.cachedAt,
+  ageMs: view.ageMs ?? Math.max(0, clock.now() - view.cachedAt),
+  ...(view.generation === undefined ? {} : { generation: view.generation }),
+  ...(view.tier === undefined ? {} : { tier: view.tier }),
+});
+
 const toRead = (view: StoredEntryView): ServiceRead => ({
   found: true,
   value: JSON.parse(view.valueJson),
   expiresAt: view.expiresAt,
   source: "do",
   ...(view.stale ? { stale: true } : {}),
+  ...provenanceOf(view),
 });
 
 const unreachable = (err: unknown) => `DO unreachable: ${errorMessage(err)}`;
 
-/** Reads the KV snapshot once and answers every key from it (a torn or corrupt snapshot answers nothing). */
+/**
+ * Answers every key from the KV snapshot (a torn or corrupt snapshot answers nothing): this isolate's verified
+ * copy while KV's key metadata says it is unchanged, so a fallback read costs no download or digest.
+ */
 async function fromKv({ env, log }: Deps, keys: string[], reason: string): Promise<Array<[string, ServiceRead]>> {
   for (const key of keys) log("warn", "DUAL_CACHE_DO", "fallback", { key, reason });
-  const read = await readKvSnapshot(env.CACHE_DO_KV);
-  const now = Date.now();
+  const read = await readKvSnapshotCached(env.CACHE_DO_KV);
+  const now = clock.now();
   return keys.map((key): [string, ServiceRead] => {
-    const entry = read.ok ? findLive(read.snapshot, key, now) : undefined;
-    if (entry) return [key, { found: true, value: entry.value, expiresAt: entry.expiresAt, source: "kv", fallbackReason: reason }];
+    const entry = read.ok ? read.find(key, now) : undefined;
+    if (read.ok && entry) {
+      const { generation, writtenAt } = read.snapshot;
+      // An entry is never younger than the snapshot holding it: its age counts the flush delay and KV's caching.
+      const ageMs = Math.max(0, now - entry.cachedAt, now - writtenAt);
+      const hit: ServiceRead = { found: true, value: entry.value, expiresAt: entry.expiresAt, source: "kv", fallbackReason: reason, cachedAt: entry.cachedAt, ageMs, generation, snapshotWrittenAt: writtenAt };
+      if (entry.freshUntil !== undefined && entry.freshUntil <= now) hit.stale = true;
+      return [key, hit];
+    }
     return [key, { found: false, source: read.ok ? "kv" : "none", fallbackReason: read.ok ? reason : `${reason}; ${read.reason}` }];
   });
 }
@@ -70,7 +90,7 @@ const fromKvOne = async (deps: Deps, key: string, reason: string): Promise<Servi
 function fromDo(r: ReadThroughResult): ServiceGetOrSet {
   if (!r.ok) return { ok: false, source: "do", code: r.code, error: r.message };
   if (r.data.notFound) return { ok: true, state: r.data.state, source: "do", notFound: true };
-  return { ok: true, value: JSON.parse(r.data.valueJson), state: r.data.state, source: "do", ...(r.data.staleIfError ? { staleIfError: true } : {}) };
+  return { ok: true, value: JSON.parse(r.data.valueJson), state: r.data.state, source: "do", ...(r.data.staleIfError ? { staleIfError: true } : {}), ...(r.data.hit ? provenanceOf(r.data.hit) : {}) };
 }
 
 /**
@@ -79,10 +99,10 @@ function fromDo(r: ReadThroughResult): ServiceGetOrSet {
  */
 async function staleFromKv({ env, log }: Deps, key: string, withinMs: number, error: string): Promise<ServiceGetOrSet | null> {
   if (withinMs <= 0) return null;
-  const read = await readKvSnapshot(env.CACHE_DO_KV);
+  const read = await readKvSnapshotCached(env.CACHE_DO_KV);
   if (!read.ok) return null;
-  const now = Date.now();
-  const entry = read.snapshot.entries.find(([k]) => k === key)?.[1];
+  const now = clock.now();
+  const entry = read.entry(key);
   if (!entry || entry.expiresAt + withinMs <= now) return null;
   log("warn", "DUAL_CACHE_DO", "stale_if_error", { key, source: "kv", error });
   return { ok: true, value: entry.value, state: "stale", source: "kv", staleIfError: true };
@@ -101,7 +121,10 @@ async function readThrough(deps: Deps, op: "getOrSet" | "refresh", key: string, 
     }
   }
   const kv = await fromKvOne(deps, key, fallbackReason);
-  if (kv.found) return { ok: true, value: kv.value, state: "hit", source: "kv" };
+  // maxStalenessMs: a KV copy older than the caller accepts is not served; the loader runs instead.
+  if (kv.found && !tooOld(kv.cachedAt, clock.now(), opts?.maxStalenessMs)) {
+    return { ok: true, value: kv.value, state: "hit", source: "kv", ...(kv.cachedAt === undefined ? {} : { cachedAt: kv.cachedAt }), ...(kv.ageMs === undefined ? {} : { ageMs: kv.ageMs }), ...(kv.generation === undefined ? {} : { generation: kv.generation }) };
+  }
   const timeoutMs = effectiveLoadTimeout(opts);
   const settled = await settleWithin(() => loader(), timeoutMs);
   const name = JSON.stringify(key);

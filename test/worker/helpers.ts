@@ -2,6 +2,7 @@ import { reset, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
 import { clock } from "../../worker/clock.js";
+import { forgetCachedSnapshot } from "../../protocol/snapshot-cache.js";
 import worker from "../../worker/index.js";
 
 export const ADMIN_KEY = "test-admin-key-0123456789";
@@ -38,6 +39,8 @@ export const futureNoon = (realNow = Date.now()) => futureMidnight(realNow) + DA
 export async function freshState(): Promise<void> {
   // reset() also restarts live instances. Aborting first would hide them from it and leak their storage.
   await reset();
+  // KV is emptied, so this isolate's copy of the KV snapshot (protocol/snapshot-cache) goes too.
+  forgetCachedSnapshot();
   const start = futureNoon();
   clock.now = () => start;
 }
