@@ -1,4 +1,5 @@
-import { ENTRIES_KEY, STATS_KEY, canonicalJson, digestRows, parseEntriesSnapshot, parseStatsSnapshot, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
+import { createHash } from "node:crypto";
+import { DIGEST_PREFIX, ENTRIES_KEY, STATS_KEY, canonicalJson, digestRows, parseEntriesSnapshot, parseStatsSnapshot, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
 import type { KvRestClient } from "./http/kv-client.js";
 
 export type KeyState = "present" | "missing" | "unreadable" | "torn";
@@ -56,14 +57,43 @@ export async function verifySnapshotCanonical(text: string): Promise<VerifiedTex
   return { ok: false, status: "torn", snapshot, canonical, actualDigest: actual, reason: `digest mismatch: snapshot claims ${snapshot.digest}, entries hash to ${actual}` };
 }
 
+export interface KvTexts {
+  entries: string | null;
+  stats: string | null;
+  statsRead: boolean;
+}
+
+/** Both KV keys' raw text through the REST API (stats only when asked). */
+export async function readKvTexts(kv: KvRestClient, opts: { stats: boolean } = { stats: true }): Promise<KvTexts> {
+  const [entries, stats] = await Promise.all([kv.getValue(ENTRIES_KEY), opts.stats ? kv.getValue(STATS_KEY) : Promise.resolve(null)]);
+  return { entries, stats, statsRead: opts.stats };
+}
+
 /** Reads both KV keys through the REST API and says, for each, whether it is present, readable and intact. */
 export async function inspectKv(kv: KvRestClient, opts: { stats: boolean } = { stats: true }): Promise<KvInspection> {
-  const [entriesText, statsText] = await Promise.all([kv.getValue(ENTRIES_KEY), opts.stats ? kv.getValue(STATS_KEY) : Promise.resolve(null)]);
+  return inspectKvTexts(await readKvTexts(kv, opts));
+}
+
+const sha256Of = (text: string) => DIGEST_PREFIX + createHash("sha256").update(text, "utf8").digest("hex");
+
+/**
+ * Judges both keys' text. `flushedSha256` is the SHA-256 the DO recorded for the body it last wrote: text that
+ * hashes to it is byte for byte what the DO wrote, so its digest holds without canonicalising every value again
+ * (only parsed, for the counts). Any other text is verified in full.
+ */
+export async function inspectKvTexts(texts: KvTexts, flushedSha256?: string): Promise<KvInspection> {
+  const entriesText = texts.entries;
+  const statsText = texts.stats;
   let snapshot: EntriesSnapshot | null = null;
   let canonical: string[] | null = null;
   let entries: EntriesKeyReport;
+  const asWritten = entriesText !== null && flushedSha256 !== undefined && sha256Of(entriesText) === flushedSha256;
+  const parsedAsWritten = asWritten ? parseEntriesSnapshot(entriesText) : null;
   if (entriesText === null) entries = { key: ENTRIES_KEY, state: "missing" };
-  else {
+  else if (parsedAsWritten?.ok) {
+    snapshot = parsedAsWritten.value;
+    entries = { key: ENTRIES_KEY, state: "present", generation: snapshot.generation, writtenAt: snapshot.writtenAt, digest: snapshot.digest, entries: snapshot.entries.length };
+  } else {
     const verified = await verifySnapshotCanonical(entriesText);
     if (!verified.ok && verified.status === "corrupt") entries = { key: ENTRIES_KEY, state: "unreadable", error: verified.reason };
     else {
@@ -82,7 +112,7 @@ export async function inspectKv(kv: KvRestClient, opts: { stats: boolean } = { s
   }
   let statsDoc: StatsSnapshot | null = null;
   let stats: StatsKeyReport;
-  if (!opts.stats) stats = { key: STATS_KEY, state: "missing", error: "not read" };
+  if (!texts.statsRead) stats = { key: STATS_KEY, state: "missing", error: "not read" };
   else if (statsText === null) stats = { key: STATS_KEY, state: "missing" };
   else {
     const parsed = parseStatsSnapshot(statsText);

@@ -1,7 +1,7 @@
 import type { EntriesSnapshot, KvStatus } from "../protocol/index.js";
 import { allMatch, compareSnapshots, type CompareItem, type Comparison } from "./compare.js";
 import type { CommandContext } from "./context.js";
-import { inspectKv, type EntriesKeyReport, type StatsKeyReport } from "./kv-inspect.js";
+import { inspectKvTexts, readKvTexts, type KvInspection, type EntriesKeyReport, type StatsKeyReport } from "./kv-inspect.js";
 
 export interface LagReport {
   /** DO generation minus KV generation (0 when in step). */
@@ -26,8 +26,9 @@ export interface SyncReport {
 /**
  * Reads the DO's state and both KV keys, and judges them. Throws only when the check itself cannot run.
  *
- * Fast path: `/metadata` names the DO's generation and digest. When KV's snapshot is intact (its digest verified
- * here) and holds that same generation and digest, the two are equal entry for entry, so the DO's full snapshot
+ * Fast path: `/metadata` names the DO's generation and digest, and the SHA-256 of the body it last flushed. KV text
+ * with that hash is exactly what the DO wrote, so it is only parsed; any other text has its digest verified here.
+ * When KV's snapshot is intact and holds the DO's generation and digest, the two are equal entry for entry, so the DO's full snapshot
  * is not downloaded and no key is compared; the report is the one the per-key compare would have produced.
  * Otherwise `/snapshot` is fetched and every key compared, exactly as detailed as ever.
  */
@@ -37,7 +38,10 @@ export async function buildSyncReport(
 ): Promise<SyncReport> {
   const admin = ctx.admin();
   const kvClient = ctx.kv();
-  const [meta, kv] = await Promise.all([admin.metadata(), inspectKv(kvClient, { stats: opts.requireStats })]);
+  const [meta, texts] = await Promise.all([admin.metadata(), readKvTexts(kvClient, { stats: opts.requireStats })]);
+  // The DO's record of the body it flushed for its current generation: KV text hashing to it needs no re-verifying.
+  const flushed = !opts.full && meta.flushed?.generation === meta.generation ? meta.flushed.sha256 : undefined;
+  const kv = await inspectKvTexts(texts, flushed);
   const same = !opts.full && kv.entries.state === "present" && kv.snapshot !== null && kv.entries.generation === meta.generation && kv.entries.digest === meta.digest;
   const doSnap = same ? kv.snapshot! : await admin.snapshot();
   return judge(doSnap, meta.kv, kv, opts, Date.now(), same);
@@ -50,7 +54,7 @@ export async function buildSyncReport(
 export function judge(
   doSnap: EntriesSnapshot,
   doKv: KvStatus,
-  kv: Awaited<ReturnType<typeof inspectKv>>,
+  kv: KvInspection,
   opts: { requireStats: boolean; maxLagSeconds?: number; includeMatches: boolean },
   now: number,
   identical = false,

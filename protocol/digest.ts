@@ -23,7 +23,8 @@ export async function digestEntries(
   return digestRows(entries.map(([key, entry]) => [key, canonicalJson(entry.value), entry.expiresAt] as const));
 }
 
-async function sha256Hex(text: string): Promise<string> {
+/** `sha256:` + hex SHA-256 of the UTF-8 bytes of `text`: how a flushed snapshot body is fingerprinted. */
+export async function sha256Hex(text: string): Promise<string> {
   const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   let hex = "";
   for (const byte of new Uint8Array(hash)) hex += byte.toString(16).padStart(2, "0");

@@ -24,7 +24,7 @@ export function liveStats(generation: number, pendingSince: number | null = null
 /** GET /metadata for a DO holding `snap`: its generation and digest, the KV block, and the bounds (overridable). */
 export function metadataFor(
   snap: Pick<EntriesSnapshot, "generation" | "digest" | "entries">,
-  opts: { kv?: CacheStats["kv"]; limits?: Partial<Metadata["limits"]>; size?: number; bytes?: number } = {},
+  opts: { kv?: CacheStats["kv"]; limits?: Partial<Metadata["limits"]>; size?: number; bytes?: number; flushed?: Metadata["flushed"] } = {},
 ): Metadata {
   return {
     generation: snap.generation,
@@ -35,6 +35,7 @@ export function metadataFor(
     config: { kvTimeoutMs: 15_000, defaultTtlSeconds: 3600, flushIntervalSeconds: 10, dailyWriteBudget: 1000, syncMode: "coalesced", featureFlagDoCache: true },
     load: { source: "do", at: 1, durationMs: 1, kvSnapshot: { status: "ok", generation: snap.generation, error: null, verified: true } },
     kv: opts.kv ?? liveStats(snap.generation).kv,
+    flushed: opts.flushed ?? null,
     storage: { databaseSize: 4096, rowsWritten: 0, bytesWritten: 0 },
   };
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ENTRIES_KEY, STATS_KEY, digestEntries } from "../../protocol/index.js";
 import { KV_PATH, cli, json, mockAgent, ok, target } from "./harness.js";
@@ -10,11 +11,12 @@ const values = (n: number, prefix = "k", v = (i: number): unknown => ({ i })) =>
  * `snapshotAllowed`; otherwise a call to it fails the run (MockAgent has no such route), so a passing run proves
  * it was not called.
  */
-async function scenario(opts: { doValues: Record<string, unknown>; doGen: number; kvText: string; kvStatsGen?: number; snapshotAllowed: boolean }) {
+async function scenario(opts: { doValues: Record<string, unknown>; doGen: number; kvText: string; kvStatsGen?: number; snapshotAllowed: boolean; flushedText?: string }) {
   const agent = mockAgent();
   const w = agent.get("http://worker.test");
   const doSnap = await snapshot(opts.doGen, opts.doValues);
-  w.intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(metadataFor(doSnap)), json);
+  const flushed = opts.flushedText === undefined ? null : { generation: opts.doGen, digest: doSnap.digest, sha256: `sha256:${createHash("sha256").update(opts.flushedText).digest("hex")}` };
+  w.intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(metadataFor(doSnap, { flushed })), json);
   let snapshotCalls = 0;
   if (opts.snapshotAllowed) w.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, () => (snapshotCalls++, ok(doSnap)), json);
   const cf = agent.get("http://cf.test");
@@ -89,6 +91,41 @@ describe("verify-kv and diff: the fast path when the digests prove equality", ()
     expect(calls()).toBe(1);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/KV is behind the DO by 1 generation/);
+  });
+});
+
+describe("verify-kv: KV bytes equal to the body the DO flushed (its recorded SHA-256)", () => {
+  it("hashing to the DO's record is enough: match, no /snapshot", async () => {
+    const v = values(40);
+    const text = JSON.stringify(await snapshot(6, v));
+    const { agent } = await scenario({ doValues: v, doGen: 6, kvText: text, flushedText: text, snapshotAllowed: false });
+    const r = await cli([...target, "--json", "verify-kv"], { agent });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: "match", counts: { match: 40, differ: 0 }, kv: { entries: { state: "present", generation: 6, entries: 40 } } });
+  });
+
+  it("one value changed behind the DO's back, generation and digest claims kept: the hash differs, the key is named", async () => {
+    const v = values(8);
+    const written = await snapshot(6, v);
+    const text = JSON.stringify(written);
+    const tampered = JSON.parse(text) as typeof written;
+    tampered.entries[5]![1].value = { i: 555 };
+    const { agent, calls } = await scenario({ doValues: v, doGen: 6, kvText: JSON.stringify(tampered), flushedText: text, snapshotAllowed: true });
+    const r = await cli([...target, "--json", "verify-kv"], { agent });
+    expect(r.code).toBe(1);
+    expect(calls()).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report.kv.entries.state).toBe("torn");
+    expect(report.items).toEqual([{ key: "k005", status: "differ", fields: ["value"] }]);
+  });
+
+  it("the same content re-serialised by another writer (other bytes): verified in full, and still a match", async () => {
+    const v = values(4);
+    const written = await snapshot(6, v);
+    const { agent } = await scenario({ doValues: v, doGen: 6, kvText: JSON.stringify(written, null, 2), flushedText: JSON.stringify(written), snapshotAllowed: false });
+    const r = await cli([...target, "--json", "verify-kv"], { agent });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: "match", counts: { match: 4 } });
   });
 });
 

@@ -5,7 +5,10 @@ import { createKvRestHandler, type KvLike } from "../../local/kv-rest-api.js";
 function memoryKv(): KvLike {
   const store = new Map<string, { value: string; metadata?: unknown }>();
   return {
-    get: async (key) => store.get(key)?.value ?? null,
+    get: (async (key: string, type: "text" | "stream") => {
+      const value = store.get(key)?.value ?? null;
+      return value === null || type === "text" ? value : new Blob([value]).stream();
+    }) as KvLike["get"],
     getWithMetadata: async (key) => ({ value: store.get(key)?.value ?? null, metadata: store.get(key)?.metadata ?? null }),
     put: async (key, value, options) => void store.set(key, { value, ...(options?.metadata === undefined ? {} : { metadata: options.metadata }) }),
     delete: async (key) => void store.delete(key),

@@ -132,3 +132,50 @@ describe("memory fills from SQLite on use after a cold start", () => {
     expect(m).toMatchObject({ size: before.size, bytes: before.bytes });
   });
 });
+
+describe("/metadata names the body the DO flushed (what verify-kv checks KV's bytes against)", () => {
+  const valuesHeld = () =>
+    runInDurableObject(cacheStub(), (i: CacheDurableObject) => {
+      const index = (i as unknown as { index: { keys(): Iterable<string>; holdsValue(key: string): boolean } }).index;
+      return [...index.keys()].filter((k) => index.holdsValue(k)).length;
+    });
+  const sha256Of = async (text: string) => `sha256:${[...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)))].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+
+  it("its SHA-256 is that of KV's bytes; it survives a restart, where /metadata then reads no values; a write moves the DO past it", async () => {
+    for (let i = 0; i < 20; i++) await putJson(entryPath(`k${i}`), { value: { i, s: "é✓" } });
+    const flush = (await postJson("/api/v1/cache/flush", {})).status;
+    expect(flush).toBe(200);
+    const kvText = (await env.CACHE_DO_KV.get(ENTRIES_KEY, "text"))!;
+    const m = await metadata();
+    expect(m.flushed).toEqual({ generation: m.generation, digest: JSON.parse(kvText).digest, sha256: await sha256Of(kvText) });
+    expect(m.digest).toBe(m.flushed.digest);
+    await abortAllDurableObjects();
+    const cold = await metadata();
+    expect(cold.flushed).toEqual(m.flushed);
+    expect(cold.digest).toBe(m.digest);
+    expect(await valuesHeld()).toBe(0); // the digest came from the record, not from reading every value
+    await putJson(entryPath("k0"), { value: "changed" });
+    const after = await metadata();
+    expect(after.generation).toBe(m.generation + 1);
+    expect(after.flushed.generation).toBe(m.generation); // verify-kv will not take KV's bytes as current
+    expect(after.digest).not.toBe(m.digest);
+  });
+
+  it("a clear forgets it, and an adopted KV snapshot (not written by this DO) has none until the next flush", async () => {
+    await putJson(entryPath("a"), { value: 1 });
+    await postJson("/api/v1/cache/flush", {});
+    expect((await metadata()).flushed).not.toBeNull();
+    expect((await apiJson("/api/v1/cache?scope=all", { method: "DELETE" })).status).toBe(200);
+    expect((await metadata()).flushed).toBeNull();
+    await putJson(entryPath("b"), { value: 2 });
+    await postJson("/api/v1/cache/flush", {});
+    expect((await metadata()).flushed).not.toBeNull();
+    const { writeKvSnapshot } = await import("./kv-fixtures.js");
+    const newer = await writeKvSnapshot(80, { remote: 1 });
+    await env.CACHE_DO_KV.put(ENTRIES_KEY, JSON.stringify(newer), { metadata: { format: 1, generation: 80, writtenAt: newer.writtenAt, digest: newer.digest, entries: 1 } });
+    await abortAllDurableObjects();
+    const adopted = await metadata();
+    expect(adopted).toMatchObject({ generation: 80, load: { source: "kv" }, flushed: null });
+  });
+});
+

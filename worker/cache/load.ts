@@ -83,12 +83,17 @@ export async function loadState(store: EntryStorage, kv: KVNamespace, now: numbe
     store.writeMeta({
       generation: snapshot.generation,
       kvFlushedGeneration: snapshot.generation,
+      // Adopted, not written by this DO: what its bytes hash to is learnt at the next flush.
+      kvFlushedDigest: null,
+      kvFlushedSha256: null,
       sizeModel: SIZE_MODEL,
       entryCount: adopted.length,
       entryBytes: adopted.reduce((sum, [, e]) => sum + e.size, 0),
     });
   });
   meta.kvFlushedGeneration = snapshot.generation;
+  meta.kvFlushedDigest = null;
+  meta.kvFlushedSha256 = null;
   return {
     meta,
     start: { entries: adopted },
