@@ -1,7 +1,10 @@
-import { abortAllDurableObjects, runDurableObjectAlarm } from "cloudflare:test";
+import { abortAllDurableObjects, createExecutionContext, runDurableObjectAlarm } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { digestEntries, type SnapshotEntry } from "../../protocol/index.js";
-import { apiJson, cacheStub, entryPath, fakeClock, freshState, futureNoon, postJson, putJson } from "./helpers.js";
+import { createCacheClient, type CacheServiceBinding } from "../../client/index.js";
+import { ENTRIES_KEY, SNAPSHOT_FRESH_UNTIL_BYTES, digestEntries, type SnapshotEntry } from "../../protocol/index.js";
+import { CacheService } from "../../worker/service.js";
+import { apiJson, cacheStub, countKvWrites, entryPath, fakeClock, freshState, futureNoon, postJson, putJson } from "./helpers.js";
 
 beforeEach(freshState);
 
@@ -28,6 +31,85 @@ describe("purge by prefix", () => {
       expect(res.body.error.message).toMatch(/prefix is required/);
     }
     expect(await keysNow()).toEqual(["a"]);
+  });
+});
+
+describe("purge by prefix, hard and soft: one DO operation for CacheService, the admin API and the CLI (issue 15)", () => {
+  const service = () => exports.CacheService as unknown as CacheServiceBinding;
+  const entryOf = (snap: { entries: Array<[string, SnapshotEntry]> }, key: string) => snap.entries.find(([k]) => k === key)?.[1];
+
+  /** Three entries written and flushed, the clock moved on: KV is in sync, and the next flush is the purge's. */
+  async function flushedCache(t0: number, setClock: (ms: number) => Promise<void>) {
+    await postJson("/api/v1/cache/seed", { entries: [{ key: "quote:A", value: { px: 1 } }, { key: "quote:B", value: { px: 2 } }, { key: "fx:C", value: { px: 3 } }] });
+    expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
+    await setClock(t0 + 60_000);
+    return countKvWrites();
+  }
+
+  it("soft: the entries stay, stale from now; getOrSet serves the old value while one refresh replaces it; SQLite and the next flush (2 KV writes) carry it", async () => {
+    const t0 = futureNoon();
+    const setClock = await fakeClock(t0);
+    const writes = await flushedCache(t0, setClock);
+    const before = await snapshotNow();
+    const bytesBefore = (await apiJson("/api/v1/cache/stats")).body.data.bytes;
+    const res = await apiJson("/api/v1/cache/entries?prefix=quote%3A&mode=soft", { method: "DELETE" });
+    expect(res.body.data).toMatchObject({ prefix: "quote:", deleted: 0, mode: "soft", marked: 2 });
+    const after = await snapshotNow();
+    expect(after.entries.map(([k]: [string]) => k)).toEqual(["fx:C", "quote:A", "quote:B"]);
+    expect(entryOf(after, "quote:A")).toMatchObject({ value: { px: 1 }, freshUntil: t0 + 60_000 });
+    expect(entryOf(after, "fx:C")!.freshUntil).toBeUndefined();
+    expect(after.digest).toBe(before.digest); // values and expiries unchanged: what verify-kv compares
+    expect((await apiJson("/api/v1/cache/stats")).body.data.bytes).toBe(bytesBefore + 2 * SNAPSHOT_FRESH_UNTIL_BYTES);
+    // A plain get still finds it, flagged stale; getOrSet serves it once more and the refresh loads the new value.
+    expect(await service().get("quote:A")).toMatchObject({ found: true, stale: true, value: { px: 1 } });
+    const pending: Promise<unknown>[] = [];
+    let loads = 0;
+    const client = createCacheClient(service(), { log: () => {}, ctx: { waitUntil: (p) => pending.push(p) } });
+    expect(await client.getOrSet("quote:A", () => ({ px: 10 + ++loads }))).toEqual({ px: 1 });
+    expect(pending).toHaveLength(1);
+    await Promise.all(pending);
+    expect(loads).toBe(1);
+    expect(await client.getOrSet("quote:A", () => ({ px: 10 + ++loads }))).toEqual({ px: 11 });
+    // The next flush: both keys at most, whatever was marked.
+    expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
+    expect(writes.puts.length).toBeLessThanOrEqual(2);
+    expect(writes.puts).toContain(ENTRIES_KEY);
+    const kv = JSON.parse((await env.CACHE_DO_KV.get(ENTRIES_KEY, "text"))!);
+    expect(entryOf(kv, "quote:B")).toMatchObject({ value: { px: 2 }, freshUntil: t0 + 60_000 });
+    // SQLite: a restarted DO still has quote:B stale.
+    await abortAllDurableObjects();
+    expect(await service().get("quote:B")).toMatchObject({ found: true, stale: true, value: { px: 2 } });
+    expect(await service().get("fx:C")).toMatchObject({ found: true, value: { px: 3 } });
+    expect((await service().get("fx:C")).stale).toBeUndefined();
+  });
+
+  it("hard through CacheService.deletePrefix (and the client): gone from memory, SQLite and, with the next flush (2 KV writes), KV", async () => {
+    const t0 = futureNoon();
+    const setClock = await fakeClock(t0);
+    const writes = await flushedCache(t0, setClock);
+    const client = createCacheClient(service(), { log: () => {} });
+    expect(await client.deletePrefix("quote:")).toBe(2);
+    expect(await service().get("quote:A")).toMatchObject({ found: false });
+    expect(await keysNow()).toEqual(["fx:C"]);
+    expect(await runDurableObjectAlarm(cacheStub())).toBe(true);
+    expect(writes.puts.length).toBeLessThanOrEqual(2);
+    expect(JSON.parse((await env.CACHE_DO_KV.get(ENTRIES_KEY, "text"))!).entries.map(([k]: [string]) => k)).toEqual(["fx:C"]);
+    await abortAllDurableObjects();
+    expect(await keysNow()).toEqual(["fx:C"]);
+    expect(await service().deletePrefix("quote:", { mode: "hard" })).toMatchObject({ ok: true, mode: "hard", count: 0 });
+    expect(await service().deletePrefix("fx:", { soft: true })).toMatchObject({ ok: true, mode: "soft", count: 1 });
+  });
+
+  it("refuses an empty prefix, an unknown mode and contradictory options; the flag off refuses it (read-only)", async () => {
+    await putJson(entryPath("quote:A"), { value: 1 });
+    expect((await apiJson("/api/v1/cache/entries?prefix=quote%3A&mode=gentle", { method: "DELETE" })).status).toBe(400);
+    expect(await service().deletePrefix("")).toMatchObject({ ok: false, error: expect.stringMatching(/prefix/) });
+    expect(await service().deletePrefix("q", { mode: "gentle" as "soft" })).toMatchObject({ ok: false, error: expect.stringMatching(/mode/) });
+    expect(await service().deletePrefix("q", { mode: "hard", soft: true })).toMatchObject({ ok: false, error: expect.stringMatching(/contradicts/) });
+    const flagOff = new CacheService(createExecutionContext(), { ...env, FEATURE_FLAG_DO_CACHE: "false" });
+    expect(await flagOff.deletePrefix("quote:")).toMatchObject({ ok: false, error: expect.stringMatching(/read-only/) });
+    expect(await createCacheClient(undefined, { log: () => {} }).deletePrefix("quote:")).toBeNull();
+    expect(await keysNow()).toEqual(["quote:A"]);
   });
 });
 
