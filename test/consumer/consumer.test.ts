@@ -35,6 +35,60 @@ describe("examples/consumer → service binding → tftcache CacheService", () =
     await vi.waitFor(async () => expect((await consumer("/quote/TSLA?ttl=60&swr=60")).quote.at).toBeGreaterThan(fresh.quote.at), { timeout: 20_000, interval: 50 });
   });
 
+  it("stale-if-error: with the vendor failing, and then hanging, the expired quote is served instead of an error", async () => {
+    const first = await consumer("/quote/IBM?ttl=1&swr=0&sie=300");
+    const hungFirst = await consumer("/quote/MSFT?ttl=1&swr=0&sie=300");
+    // Wait until both have expired (a plain get misses), however long the machine takes.
+    await vi.waitFor(async () => {
+      expect((await consumer(`/kv/${encodeURIComponent("quote:IBM")}`)).found).toBe(false);
+      expect((await consumer(`/kv/${encodeURIComponent("quote:MSFT")}`)).found).toBe(false);
+    }, { timeout: 20_000, interval: 100 });
+    const failing = await consumer("/quote/IBM?ttl=1&swr=0&sie=300&outage=error");
+    expect(failing.quote).toEqual(first.quote);
+    expect(failing.cache).toMatchObject({ stale: 1 });
+    const hung = await consumer("/quote/MSFT?ttl=1&swr=0&sie=300&outage=hang&timeout=200");
+    expect(hung.quote).toEqual(hungFirst.quote);
+    // Without stale-if-error the vendor's failure is the answer.
+    const res = await bindings.CONSUMER.fetch("http://consumer/quote/IBM?ttl=1&swr=0&sie=0&outage=error");
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: string }).error).toMatch(/503/);
+  });
+
+  it("negative caching: an unknown symbol is looked up once, then answered 'not found' from the cache", async () => {
+    const before = (await consumer("/upstream-calls")).directoryCalls as number;
+    const a = await bindings.CONSUMER.fetch("http://consumer/symbol/NOSUCH");
+    const b = await bindings.CONSUMER.fetch("http://consumer/symbol/NOSUCH");
+    expect([a.status, b.status]).toEqual([404, 404]);
+    expect(((await b.json()) as { cache: { hits: number } }).cache.hits).toBe(1);
+    expect((await consumer("/symbol/AAPL")).info).toEqual({ symbol: "AAPL", listed: true });
+    expect((await consumer("/upstream-calls")).directoryCalls).toBe(before + 2);
+  });
+
+  it("deletePrefix: hard deletes a desk's positions; soft serves a quote once more while it refreshes", async () => {
+    for (const k of ["desk-9:a", "desk-9:b", "desk-10:a"]) await consumer(`/kv/${k}`, { method: "PUT", body: JSON.stringify({ qty: 1 }) });
+    expect(await consumer("/invalidate?prefix=desk-9%3A&mode=hard", { method: "POST" })).toEqual({ prefix: "desk-9:", mode: "hard", count: 2 });
+    expect((await consumer("/kv/desk-9:a")).found).toBe(false);
+    expect((await consumer("/kv/desk-10:a")).found).toBe(true);
+    const fresh = await consumer("/quote/NVDA?ttl=300");
+    expect(await consumer("/invalidate?prefix=quote%3ANVDA&mode=soft", { method: "POST" })).toMatchObject({ mode: "soft", count: 1 });
+    const stale = await consumer("/quote/NVDA?ttl=300");
+    expect(stale.quote).toEqual(fresh.quote);
+    expect(stale.cache.stale).toBe(1);
+    await vi.waitFor(async () => expect((await consumer("/quote/NVDA?ttl=300")).quote.at).toBeGreaterThan(fresh.quote.at), { timeout: 20_000, interval: 50 });
+  });
+
+  it("TTL jitter: a batch written together expires over a spread, never later than its TTL", async () => {
+    const t = Date.now();
+    expect(await consumer("/batch?n=20", { method: "POST" })).toEqual({ written: 20 });
+    const listed = (await admin(`/api/v1/cache/entries?prefix=${encodeURIComponent("batch:")}`)).data.keys as Array<{ expiresAt: number }>;
+    expect(listed).toHaveLength(20);
+    for (const { expiresAt } of listed) {
+      expect(expiresAt).toBeGreaterThan(t + 240_000 - 1_000);
+      expect(expiresAt).toBeLessThanOrEqual(Date.now() + 300_000);
+    }
+    expect(new Set(listed.map((k) => k.expiresAt)).size).toBeGreaterThan(1);
+  });
+
   it("values set through the client are what tftcache's admin API returns", async () => {
     const put = await consumer("/kv/pos:desk-7", { method: "PUT", body: JSON.stringify({ qty: 300, px: 12.5 }) });
     expect(put.ok).toBe(true);

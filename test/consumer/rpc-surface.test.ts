@@ -45,7 +45,7 @@ const NOT_API = [
   "env", "ctx", "constructor", "fetch", "connect", "toString", "toLocaleString", "valueOf", "hasOwnProperty",
   "isPrototypeOf", "propertyIsEnumerable", "__proto__", "__defineGetter__", "__lookupGetter__", "dup",
   // The DO's own methods: reachable only through tftcache's DO binding, never through CacheService.
-  "clear", "seed", "flush", "putEntry", "deleteEntry", "getEntry", "listKeys", "stats", "metadata", "snapshot",
+  "clear", "seed", "flush", "putEntry", "deleteEntry", "getEntry", "listKeys", "stats", "metadata", "snapshot", "purgePrefix",
   "loadOnce", "load", "alarm", "scheduled", "queue", "tail", "test", "webSocketMessage",
 ];
 
@@ -61,8 +61,9 @@ describe("the CacheService RPC surface is exactly the documented client API", ()
     expect((await admin("/flush", { method: "POST" })).data.written).toBe(true);
   });
 
-  it("the class's prototype (what RPC exposes) holds only get, getMany, set, delete, getOrSet, refresh", () => {
-    expect(Object.getOwnPropertyNames(CacheService.prototype).sort()).toEqual(["constructor", "delete", "get", "getMany", "getOrSet", "refresh", "set"]);
+  it("the class's prototype (what RPC exposes) holds only the documented methods", () => {
+    // deletePrefix (issue 15): entries only, like delete; it cannot clear, seed, flush or spend the operator's reserve.
+    expect(Object.getOwnPropertyNames(CacheService.prototype).sort()).toEqual(["constructor", "delete", "deletePrefix", "get", "getMany", "getOrSet", "refresh", "set"]);
   });
 
   it("a Worker holding only the binding cannot clear, seed, flush or read internals through any other name", async () => {
