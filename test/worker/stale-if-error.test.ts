@@ -171,6 +171,28 @@ describe("stale-if-error (getOrSet staleIfErrorSeconds)", () => {
     expect(await env.CACHE_DO_KV.get(ENTRIES_KEY, "text")).not.toBeNull();
   });
 
+  it("a DO whose entries table predates stale-if-error gains the column in place, its rows kept", async () => {
+    const t0 = futureNoon();
+    const setClock = await fakeClock(t0);
+    await apiJson("/api/v1/cache/stats"); // create the instance
+    await runInDurableObject(cacheStub(), (_: CacheDurableObject, state) => {
+      const sql = state.storage.sql;
+      sql.exec("DROP TABLE entries");
+      sql.exec(`CREATE TABLE entries (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, value TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        cached_at INTEGER NOT NULL, last_accessed INTEGER NOT NULL, size INTEGER NOT NULL, fresh_until INTEGER)`);
+      sql.exec("INSERT INTO entries (key, value, expires_at, cached_at, last_accessed, size) VALUES ('old', '1', ?, ?, ?, 100)", t0 + 3_600_000, t0, t0);
+      sql.exec("INSERT OR REPLACE INTO meta (name, value) VALUES ('generation', '1'), ('entryCount', '1'), ('entryBytes', '100'), ('sizeModel', '2')");
+    });
+    await abortAllDurableObjects();
+    expect(await service().get("old")).toMatchObject({ found: true, value: 1 });
+    await service().getOrSet("new", () => "v", opts);
+    await setClock(t0 + 15_000);
+    await abortAllDurableObjects();
+    expect(await service().getOrSet("new", () => Promise.reject(new Error("down")), opts)).toMatchObject({ ok: true, staleIfError: true, value: "v" });
+    const sql = await runInDurableObject(cacheStub(), (_: CacheDurableObject, state) => state.storage.sql.exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE name = 'entries'").one().sql);
+    expect(sql).toMatch(/retain_until/);
+  });
+
   it("is validated like the other options", async () => {
     for (const bad of [0, -1, Number.NaN, "60"]) {
       expect(await service().getOrSet("k", () => 1, { staleIfErrorSeconds: bad as number })).toMatchObject({ ok: false, code: "bad_request", error: expect.stringMatching(/staleIfErrorSeconds/) });
