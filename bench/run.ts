@@ -12,6 +12,8 @@ import { parseArgs } from "node:util";
 import { WebSocket } from "undici";
 import { startStack, type Stack } from "../local/stack.js";
 import { freePort } from "../test/e2e/stack-harness.js";
+import { createCacheClient, type CacheServiceBinding, type SnapshotKv } from "../client/index.js";
+import { ENTRIES_KEY, digestEntries, forgetCachedSnapshot, readSnapshot, type SnapshotEntry } from "../protocol/index.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const { values: flags } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" } } });
@@ -547,12 +549,68 @@ async function snapshotSize() {
   await stack.stop();
 }
 
+/**
+ * CPU per KV-fallback `get` at 10,000 × 1 KiB (issue 15): tftcache unreachable, the client reads the snapshot
+ * through an in-memory KV (so network I/O is not counted, only what the isolate does). The first get downloads,
+ * parses, digests and indexes it; later gets ask KV for the key's metadata, cancel the body and look the key up.
+ * The client code is the same that runs in workerd (V8 both); CPU from process.cpuUsage().
+ */
+async function fallbackCpu() {
+  console.log("8. KV fallback CPU per get, 10,000 x 1 KiB");
+  const n = 10_000;
+  const now = Date.now();
+  const pad = "x".repeat(1000);
+  const entries: Array<[string, SnapshotEntry]> = Array.from({ length: n }, (_, i) => [`quote:${i}`, { value: { px: i, pad }, expiresAt: now + 3_600_000, lastAccessed: now, cachedAt: now }]);
+  const digest = await digestEntries(entries);
+  const text = JSON.stringify({ format: 1, generation: 1, writtenAt: now, digest, entries });
+  const bytes = new TextEncoder().encode(text); // what KV would send: encoded once, outside the measurement
+  const metadata = { format: 1, generation: 1, writtenAt: now, digest, entries: n };
+  const kv: SnapshotKv = {
+    get: async () => text,
+    getWithMetadata: async () => ({
+      metadata,
+      value: new ReadableStream<Uint8Array>({
+        pull(c) {
+          c.enqueue(bytes);
+          c.close();
+        },
+      }),
+    }),
+  };
+  const down = new Proxy({}, { get: () => async () => { throw new Error("unreachable"); } }) as CacheServiceBinding;
+  const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
+  const first: number[] = [];
+  const later: number[] = [];
+  const before: number[] = [];
+  const gets = QUICK ? 200 : 2000;
+  for (let run = 0; run < RUNS; run++) {
+    forgetCachedSnapshot();
+    const client = createCacheClient(down, { kv, log: () => {} });
+    let u = process.cpuUsage();
+    if ((await client.get(`quote:${run}`)) === undefined) throw new Error("fallback missed");
+    first.push(cpuMs(process.cpuUsage(u)));
+    u = process.cpuUsage();
+    for (let i = 0; i < gets; i++) if ((await client.get(`quote:${(i * 7919) % n}`)) === undefined) throw new Error("fallback missed");
+    later.push(cpuMs(process.cpuUsage(u)) / gets);
+    // The path before issue 15: every fallback read fetched, parsed and digested the whole snapshot.
+    u = process.cpuUsage();
+    const read = await readSnapshot(kv.get as (key: string) => Promise<string | null>);
+    if (!read.ok || !read.snapshot.entries.find(([k]) => k === `quote:${run}`)) throw new Error("baseline read failed");
+    before.push(cpuMs(process.cpuUsage(u)));
+  }
+  const note = `${bytes.length} bytes; tftcache unreachable, client.get from an in-memory KV (no network I/O); process.cpuUsage in Node (V8, the client's code)`;
+  record("fallback_get_cpu_first", "ms", "client", n, first, { note: `${note}; download + parse + digest + index, once per isolate and generation` });
+  const m = record("fallback_get_cpu_subsequent", "ms", "client", n, later, { target: "<= 1", note: `${note}; mean of ${gets} gets: metadata check, body cancelled, Map lookup` });
+  m.meetsTarget = m.value !== null && m.value <= 1;
+  record("fallback_get_cpu_before_issue_15", "ms", "client", n, before, { note: `${note}; ${ENTRIES_KEY} fetched, parsed and digested per get, as every fallback read did before` });
+}
+
 async function main() {
   const startedAt = new Date();
   console.log(`tftcache benchmark${QUICK ? " (quick)" : ""}: ${RUNS} runs per figure`);
   // --only simulatedDay,snapshotSize runs some phases (while developing; reports are written as usual).
   const only = flags.only?.split(",");
-  for (const phase of [kvWritesPer1000Sets, storageCostBySize, hitCost, coldStartVerifyAndHeap, simulatedDay, snapshotSize, throughput, growth]) {
+  for (const phase of [kvWritesPer1000Sets, storageCostBySize, hitCost, coldStartVerifyAndHeap, simulatedDay, snapshotSize, throughput, growth, fallbackCpu]) {
     if (only && !only.includes(phase.name)) continue;
     const t = Date.now();
     await phase();
