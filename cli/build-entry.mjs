@@ -1,16 +1,15 @@
-// The CLI's start-up file, dist/cli/entry.js (what bin/tftcache runs), bundled from the compiled dist/cli/main.js
-// by `npm run build` after tsc. `tftcache --version` and `--help` should cost about what `node -e 0` does, and
-// loading main, program and commander as one module instead of nine saves a fifth of that; commander's
-// `node:child_process` (only used for executable subcommands, which tftcache has none of) is loaded on first use
-// instead of at start. Every `import("./…")` a command makes stays a separate file of tsc's output, loaded when
-// the command runs, so the bundle holds the start-up path and nothing else.
+// The CLI as bin/tftcache runs it: dist/cli/entry.js and dist/cli/chunks/, bundled from tsc's dist/cli/main.js by
+// `npm run build`. `tftcache --version` and `--help` should cost about what `node -e 0` does: entry.js holds the
+// start-up path (main, program, commander) and nothing else; commander's `node:child_process` (only used for
+// executable subcommands, which tftcache has none of) is loaded on first use. Every `import("./…")` a command
+// makes becomes a chunk (code splitting), loaded when the command runs, its dependencies (undici, chalk,
+// cli-table3) bundled in: resolving and reading undici's ~100 CommonJS files cost a command ~70 ms of CPU.
+import { rmSync, writeFileSync } from "node:fs";
 import { build } from "esbuild";
 
 const lazyChildProcess = {
   name: "tftcache-startup",
   setup(b) {
-    // Command modules, context, errors: tsc's files beside the bundle, imported when needed.
-    b.onResolve({ filter: /^\.\.?\// }, (args) => (args.kind === "dynamic-import" ? { path: args.path, external: true } : undefined));
     b.onResolve({ filter: /^node:child_process$/ }, () => ({ path: "child_process", namespace: "lazy" }));
     b.onLoad({ filter: /.*/, namespace: "lazy" }, () => ({
       contents: 'let m; module.exports = new Proxy({}, { get(_, k) { m ??= require("node:child_process"); return m[k]; } });',
@@ -19,9 +18,15 @@ const lazyChildProcess = {
   },
 };
 
-await build({
-  entryPoints: [new URL("../dist/cli/main.js", import.meta.url).pathname],
-  outfile: new URL("../dist/cli/entry.js", import.meta.url).pathname,
+const outdir = new URL("../dist/cli/", import.meta.url).pathname;
+rmSync(`${outdir}chunks`, { recursive: true, force: true }); // chunk names carry content hashes: no stale ones
+
+const result = await build({
+  entryPoints: { entry: new URL("../dist/cli/main.js", import.meta.url).pathname },
+  outdir,
+  entryNames: "[name]",
+  chunkNames: "chunks/[name]-[hash]",
+  splitting: true,
   bundle: true,
   platform: "node",
   format: "esm",
@@ -30,7 +35,12 @@ await build({
   // Less source for V8 to compile at every start (commander's comments are most of it).
   minify: true,
   legalComments: "eof",
-  // commander is CommonJS: its require() calls need a require in an ES module.
+  // commander and undici are CommonJS: their require() calls need a require in an ES module.
   banner: { js: 'import { createRequire as __tftcacheCreateRequire } from "node:module";\nconst require = __tftcacheCreateRequire(import.meta.url);' },
   logLevel: "error",
+  metafile: true,
 });
+
+// Which sources each output holds: test/e2e/startup.test.ts checks that --version loads no command or dependency.
+const contents = Object.fromEntries(Object.entries(result.metafile.outputs).map(([file, out]) => [file.slice(file.indexOf("dist/cli/") + "dist/cli/".length), Object.keys(out.inputs)]));
+writeFileSync(`${outdir}chunks/contents.json`, `${JSON.stringify(contents, null, 1)}\n`);

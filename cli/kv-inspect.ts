@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { DIGEST_PREFIX, ENTRIES_KEY, STATS_KEY, canonicalJson, digestRows, parseEntriesSnapshot, parseStatsSnapshot, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
+import { DIGEST_PREFIX, ENTRIES_KEY, STATS_KEY, canonicalJson, digestRows, type FlushedSnapshot, parseEntriesSnapshot, parseStatsSnapshot, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
 import type { KvRestClient } from "./http/kv-client.js";
 
 export type KeyState = "present" | "missing" | "unreadable" | "torn";
@@ -28,6 +28,11 @@ export interface KvInspection {
   stats: StatsKeyReport;
   /** The parsed snapshot when it is readable, torn or not, so a torn one can still be compared key by key. */
   snapshot: EntriesSnapshot | null;
+  /**
+   * Set instead of `snapshot` when KV's bytes are exactly the body the DO recorded flushing and the caller needs
+   * no keys: the record describes the snapshot (every entry still live), so it was not parsed at all.
+   */
+  asFlushed: FlushedSnapshot | null;
   /** Each entry's value as canonical JSON, in `snapshot.entries` order: computed once, for the digest and the compare. */
   canonical: string[] | null;
   statsDoc: StatsSnapshot | null;
@@ -58,14 +63,15 @@ export async function verifySnapshotCanonical(text: string): Promise<VerifiedTex
 }
 
 export interface KvTexts {
-  entries: string | null;
+  /** The entries key's bytes, decoded only when they must be parsed. */
+  entries: Buffer | null;
   stats: string | null;
   statsRead: boolean;
 }
 
 /** Both KV keys' raw text through the REST API (stats only when asked). */
 export async function readKvTexts(kv: KvRestClient, opts: { stats: boolean } = { stats: true }): Promise<KvTexts> {
-  const [entries, stats] = await Promise.all([kv.getValue(ENTRIES_KEY), opts.stats ? kv.getValue(STATS_KEY) : Promise.resolve(null)]);
+  const [entries, stats] = await Promise.all([kv.getValueBytes(ENTRIES_KEY), opts.stats ? kv.getValue(STATS_KEY) : Promise.resolve(null)]);
   return { entries, stats, statsRead: opts.stats };
 }
 
@@ -74,22 +80,28 @@ export async function inspectKv(kv: KvRestClient, opts: { stats: boolean } = { s
   return inspectKvTexts(await readKvTexts(kv, opts));
 }
 
-const sha256Of = (text: string) => DIGEST_PREFIX + createHash("sha256").update(text, "utf8").digest("hex");
+const sha256Of = (bytes: Buffer) => DIGEST_PREFIX + createHash("sha256").update(bytes).digest("hex");
 
 /**
- * Judges both keys' text. `flushedSha256` is the SHA-256 the DO recorded for the body it last wrote: text that
- * hashes to it is byte for byte what the DO wrote, so its digest holds without canonicalising every value again
- * (only parsed, for the counts). Any other text is verified in full.
+ * Judges both keys. `flushed` is the DO's record of the body it last wrote: bytes that hash to its SHA-256 are
+ * exactly what the DO wrote, so the digest holds without canonicalising every value again. With `needKeys`
+ * false and every entry of the record still live at `now`, they are not even parsed: the record describes them.
+ * Any other bytes are verified in full.
  */
-export async function inspectKvTexts(texts: KvTexts, flushedSha256?: string): Promise<KvInspection> {
-  const entriesText = texts.entries;
+export async function inspectKvTexts(texts: KvTexts, flushed?: FlushedSnapshot, opts: { needKeys: boolean; now: number } = { needKeys: true, now: Date.now() }): Promise<KvInspection> {
   const statsText = texts.stats;
   let snapshot: EntriesSnapshot | null = null;
   let canonical: string[] | null = null;
+  let asFlushed: FlushedSnapshot | null = null;
   let entries: EntriesKeyReport;
-  const asWritten = entriesText !== null && flushedSha256 !== undefined && sha256Of(entriesText) === flushedSha256;
-  const parsedAsWritten = asWritten ? parseEntriesSnapshot(entriesText) : null;
-  if (entriesText === null) entries = { key: ENTRIES_KEY, state: "missing" };
+  const asWritten = texts.entries !== null && flushed !== undefined && sha256Of(texts.entries) === flushed.sha256;
+  const allLive = flushed !== undefined && (flushed.validUntil === null || opts.now < flushed.validUntil);
+  const entriesText = texts.entries === null || (asWritten && !opts.needKeys && allLive) ? null : texts.entries.toString("utf8");
+  const parsedAsWritten = asWritten && entriesText !== null ? parseEntriesSnapshot(entriesText) : null;
+  if (asWritten && entriesText === null) {
+    asFlushed = flushed!;
+    entries = { key: ENTRIES_KEY, state: "present", generation: asFlushed.generation, writtenAt: asFlushed.writtenAt, digest: asFlushed.digest, entries: asFlushed.entries };
+  } else if (entriesText === null) entries = { key: ENTRIES_KEY, state: "missing" };
   else if (parsedAsWritten?.ok) {
     snapshot = parsedAsWritten.value;
     entries = { key: ENTRIES_KEY, state: "present", generation: snapshot.generation, writtenAt: snapshot.writtenAt, digest: snapshot.digest, entries: snapshot.entries.length };
@@ -122,5 +134,5 @@ export async function inspectKvTexts(texts: KvTexts, flushedSha256?: string): Pr
       stats = { key: STATS_KEY, state: "present", generation: parsed.value.generation, writtenAt: parsed.value.writtenAt };
     }
   }
-  return { entries, stats, snapshot, canonical, statsDoc };
+  return { entries, stats, snapshot, asFlushed, canonical, statsDoc };
 }

@@ -1,4 +1,4 @@
-import type { EntriesSnapshot, KvStatus } from "../protocol/index.js";
+import type { KvStatus } from "../protocol/index.js";
 import { allMatch, compareSnapshots, type CompareItem, type Comparison } from "./compare.js";
 import type { CommandContext } from "./context.js";
 import { inspectKvTexts, readKvTexts, type KvInspection, type EntriesKeyReport, type StatsKeyReport } from "./kv-inspect.js";
@@ -26,11 +26,15 @@ export interface SyncReport {
 /**
  * Reads the DO's state and both KV keys, and judges them. Throws only when the check itself cannot run.
  *
- * Fast path: `/metadata` names the DO's generation and digest, and the SHA-256 of the body it last flushed. KV text
- * with that hash is exactly what the DO wrote, so it is only parsed; any other text has its digest verified here.
- * When KV's snapshot is intact and holds the DO's generation and digest, the two are equal entry for entry, so the DO's full snapshot
- * is not downloaded and no key is compared; the report is the one the per-key compare would have produced.
- * Otherwise `/snapshot` is fetched and every key compared, exactly as detailed as ever.
+ * Fast paths, fastest first. `/metadata` names the DO's generation and digest, and its record of the body it last
+ * flushed (generation, digest, SHA-256 of the bytes, entry count, earliest expiry):
+ * 1. KV's bytes hash to that record at the DO's generation, no entry has expired since, and no keys are wanted
+ *    (verify-kv): the record describes KV exactly, so KV is not even parsed.
+ * 2. They hash to it otherwise: parsed, but its digest holds without canonicalising every value again.
+ * 3. Any other bytes: parsed and their digest verified here.
+ * When KV's snapshot is intact and holds the DO's generation and digest, the two are equal entry for entry, so
+ * the DO's full snapshot is not downloaded and no key is compared; the report is the one the per-key compare would
+ * have produced. Otherwise `/snapshot` is fetched and every key compared, exactly as detailed as ever.
  */
 export async function buildSyncReport(
   ctx: CommandContext,
@@ -39,25 +43,29 @@ export async function buildSyncReport(
   const admin = ctx.admin();
   const kvClient = ctx.kv();
   const [meta, texts] = await Promise.all([admin.metadata(), readKvTexts(kvClient, { stats: opts.requireStats })]);
-  // The DO's record of the body it flushed for its current generation: KV text hashing to it needs no re-verifying.
-  const flushed = !opts.full && meta.flushed?.generation === meta.generation ? meta.flushed.sha256 : undefined;
-  const kv = await inspectKvTexts(texts, flushed);
+  const now = Date.now();
+  // The DO's record of the body it flushed for its current generation: KV bytes hashing to it need no re-verifying.
+  const flushed = !opts.full && meta.flushed?.generation === meta.generation ? meta.flushed : undefined;
+  const kv = await inspectKvTexts(texts, flushed, { needKeys: opts.includeMatches, now });
+  if (kv.asFlushed) {
+    // Every entry of the record is live now (inspectKvTexts checked): all of them match, none needs naming.
+    const n = kv.asFlushed.entries;
+    return judge({ generation: meta.generation, entries: n, digest: meta.digest }, { counts: { match: n, differ: 0, onlyInDo: 0, onlyInKv: 0 }, items: [] }, meta.kv, kv, opts, now);
+  }
   const same = !opts.full && kv.entries.state === "present" && kv.snapshot !== null && kv.entries.generation === meta.generation && kv.entries.digest === meta.digest;
   const doSnap = same ? kv.snapshot! : await admin.snapshot();
-  return judge(doSnap, meta.kv, kv, opts, Date.now(), same);
+  const comparison = same ? allMatch(doSnap, now) : compareSnapshots(doSnap, kv.snapshot, now, kv.canonical);
+  return judge({ generation: doSnap.generation, entries: doSnap.entries.length, digest: doSnap.digest }, comparison, meta.kv, kv, opts, now);
 }
 
-/**
- * `doSnap` is the DO's snapshot; with `identical`, the KV snapshot standing in for it (same generation and
- * verified digest), so every live entry is a match without comparing values.
- */
+/** The verdict on KV against the DO: `doSide` describes the DO's snapshot, `comparison` its entries against KV's. */
 export function judge(
-  doSnap: EntriesSnapshot,
+  doSide: SyncReport["do"],
+  comparison: Comparison,
   doKv: KvStatus,
   kv: KvInspection,
   opts: { requireStats: boolean; maxLagSeconds?: number; includeMatches: boolean },
   now: number,
-  identical = false,
 ): SyncReport {
   const problems: string[] = [];
   const e = kv.entries;
@@ -72,8 +80,9 @@ export function judge(
     if (kv.stats.state === "present" && e.generation !== undefined && kv.stats.generation !== undefined && kv.stats.generation > e.generation) {
       problems.push(`do_cache_stats (generation ${kv.stats.generation}) is newer than do_cache_entries (generation ${e.generation}): the pair contradicts itself`);
     }
-    if (kv.statsDoc && kv.snapshot && e.state === "present" && kv.stats.generation === e.generation) {
-      const live = kv.snapshot.entries.filter(([, x]) => x.expiresAt > kv.snapshot!.writtenAt).length;
+    // Live when written: a record's entries all were; a parsed snapshot's are counted.
+    const live = kv.asFlushed ? kv.asFlushed.entries : kv.snapshot ? kv.snapshot.entries.filter(([, x]) => x.expiresAt > kv.snapshot!.writtenAt).length : null;
+    if (kv.statsDoc && live !== null && e.state === "present" && kv.stats.generation === e.generation) {
       if (kv.statsDoc.size !== live) problems.push(`do_cache_stats says size ${kv.statsDoc.size} but do_cache_entries holds ${live} live entries`);
     }
   }
@@ -81,22 +90,21 @@ export function judge(
   // Whatever lag is tolerated, a KV the DO cannot write will not catch up by itself.
   if (doKv.writable === false) problems.push(`the DO reports that KV cannot be written: ${doKv.lastError ?? "no reason given"}`);
 
-  const comparison = identical ? allMatch(doSnap, now) : compareSnapshots(doSnap, kv.snapshot, now, kv.canonical);
   const differs = comparison.counts.differ + comparison.counts.onlyInDo + comparison.counts.onlyInKv > 0;
 
   let lag: LagReport | null = null;
   const kvGeneration = e.generation ?? 0;
-  if (e.state === "present" && kvGeneration < doSnap.generation) {
+  if (e.state === "present" && kvGeneration < doSide.generation) {
     const since = doKv.pendingSince ?? now;
     const seconds = Math.max(0, Math.round((now - since) / 100) / 10);
     const tolerated = opts.maxLagSeconds !== undefined && seconds <= opts.maxLagSeconds;
-    lag = { generations: doSnap.generation - kvGeneration, seconds, tolerated };
+    lag = { generations: doSide.generation - kvGeneration, seconds, tolerated };
     if (!tolerated) {
       const limit = opts.maxLagSeconds === undefined ? "" : ` (more than --max-lag-seconds ${opts.maxLagSeconds})`;
       problems.push(`KV is behind the DO by ${lag.generations} generation${lag.generations === 1 ? "" : "s"}, ${seconds}s${limit}`);
     }
-  } else if (e.state === "present" && kvGeneration > doSnap.generation) {
-    problems.push(`KV (generation ${kvGeneration}) is ahead of the DO (generation ${doSnap.generation}): another writer, or the DO lost state`);
+  } else if (e.state === "present" && kvGeneration > doSide.generation) {
+    problems.push(`KV (generation ${kvGeneration}) is ahead of the DO (generation ${doSide.generation}): another writer, or the DO lost state`);
   }
   // Content differences that are fully explained by a tolerated lag are not drift.
   if (differs && !lag?.tolerated && e.state !== "missing" && e.state !== "unreadable") {
@@ -109,7 +117,7 @@ export function judge(
     counts: comparison.counts,
     items: opts.includeMatches ? comparison.items : comparison.items.filter((i) => i.status !== "match"),
     kv: { entries: e, stats: kv.stats, lag },
-    do: { generation: doSnap.generation, entries: doSnap.entries.length, digest: doSnap.digest },
+    do: doSide,
     problems,
   };
 }

@@ -176,12 +176,17 @@ export interface Metadata {
   storage: { databaseSize: number; rowsWritten: number; bytesWritten: number };
 }
 
-/** The do_cache_entries body a flush wrote: its generation, entry digest, and SHA-256 of its exact UTF-8 bytes. */
+/** The do_cache_entries body a flush wrote: what it holds, and the SHA-256 of its exact UTF-8 bytes. */
 export interface FlushedSnapshot {
   generation: number;
   digest: string;
   /** `sha256:` + hex, over the bytes of the value as put (not canonicalised again). */
   sha256: string;
+  writtenAt: number;
+  /** Entries in it, every one live at writtenAt. */
+  entries: number;
+  /** Its earliest expiry (null: none expire): until then every entry in it is still live. */
+  validUntil: number | null;
 }
 
 /** What the last load found in KV: the reason a corrupt snapshot was ignored is kept here for operators. */

@@ -137,6 +137,14 @@ export class KvRestClient {
     throw failure(res, `GET ${key}`, this.accountId);
   }
 
+  /** The raw value as bytes, undecoded, or null when the key does not exist. */
+  async getValueBytes(key: string): Promise<Buffer | null> {
+    const res = await send(new URL(`${this.base}/values/${encodeURIComponent(key)}`), { method: "GET", headers: this.headers(), binary: true }, this.http);
+    if (res.status === 200) return res.bytes ?? Buffer.alloc(0);
+    if (this.isMissing(res)) return null;
+    throw failure(res, `GET ${key}`, this.accountId);
+  }
+
   async putValue(key: string, value: string): Promise<void> {
     const res = await send(
       new URL(`${this.base}/values/${encodeURIComponent(key)}`),

@@ -16,7 +16,9 @@ export interface HttpOptions {
 export interface HttpResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
+  /** The body as text; empty for a 2xx answer to a `binary` request, whose body is in `bytes`. */
   text: string;
+  bytes?: Buffer;
   url: string;
 }
 
@@ -28,6 +30,8 @@ export interface SendInit {
   idempotent?: boolean;
   /** Called as the response body arrives (bytes so far, and content-length when the server sent one). */
   onDownload?: (received: number, total: number | null) => void;
+  /** Keep a 2xx body as bytes (`bytes`) without decoding it: a caller that may only hash 20 MiB saves the decode. */
+  binary?: boolean;
 }
 
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
@@ -99,6 +103,7 @@ export async function send(url: URL, init: SendInit, opts: HttpOptions): Promise
         ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
       });
       let text: string;
+      let bytes: Buffer | undefined;
       if (init.onDownload) {
         const length = Number(res.headers["content-length"]);
         const total = Number.isFinite(length) && length > 0 ? length : null;
@@ -110,8 +115,11 @@ export async function send(url: URL, init: SendInit, opts: HttpOptions): Promise
           init.onDownload(received, total);
         }
         text = Buffer.concat(chunks).toString("utf8");
+      } else if (init.binary && res.statusCode >= 200 && res.statusCode < 300) {
+        bytes = Buffer.from(await res.body.arrayBuffer());
+        text = "";
       } else text = await res.body.text();
-      response = { status: res.statusCode, headers: res.headers, text, url: url.toString() };
+      response = { status: res.statusCode, headers: res.headers, text, ...(bytes ? { bytes } : {}), url: url.toString() };
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (attempt + 1 < maxAttempts && code !== undefined && RETRYABLE_CODES.has(code)) {

@@ -1,10 +1,24 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ENTRIES_KEY, STATS_KEY, digestEntries } from "../../protocol/index.js";
+import { ENTRIES_KEY, STATS_KEY, digestEntries, type EntriesSnapshot } from "../../protocol/index.js";
 import { KV_PATH, cli, json, mockAgent, ok, target } from "./harness.js";
 import { metadataFor, snapshot, statsDoc } from "./fixtures.js";
 
 const values = (n: number, prefix = "k", v = (i: number): unknown => ({ i })) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${String(i).padStart(3, "0")}`, v(i)]));
+
+/** The DO's record of a body it flushed, as /metadata names it. */
+function flushedRecord(text: string) {
+  const snap = JSON.parse(text) as EntriesSnapshot;
+  const expiries = snap.entries.map(([, e]) => e.expiresAt);
+  return {
+    generation: snap.generation,
+    digest: snap.digest,
+    sha256: `sha256:${createHash("sha256").update(text).digest("hex")}`,
+    writtenAt: snap.writtenAt,
+    entries: snap.entries.length,
+    validUntil: expiries.length === 0 ? null : Math.min(...expiries),
+  };
+}
 
 /**
  * The Worker's /metadata for `doValues` at `doGen`, and KV holding `kvText`. /snapshot answers only when
@@ -15,7 +29,7 @@ async function scenario(opts: { doValues: Record<string, unknown>; doGen: number
   const agent = mockAgent();
   const w = agent.get("http://worker.test");
   const doSnap = await snapshot(opts.doGen, opts.doValues);
-  const flushed = opts.flushedText === undefined ? null : { generation: opts.doGen, digest: doSnap.digest, sha256: `sha256:${createHash("sha256").update(opts.flushedText).digest("hex")}` };
+  const flushed = opts.flushedText === undefined ? null : flushedRecord(opts.flushedText);
   w.intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(metadataFor(doSnap, { flushed })), json);
   let snapshotCalls = 0;
   if (opts.snapshotAllowed) w.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, () => (snapshotCalls++, ok(doSnap)), json);
@@ -117,6 +131,33 @@ describe("verify-kv: KV bytes equal to the body the DO flushed (its recorded SHA
     const report = JSON.parse(r.stdout);
     expect(report.kv.entries.state).toBe("torn");
     expect(report.items).toEqual([{ key: "k005", status: "differ", fields: ["value"] }]);
+  });
+
+  it("an entry expired since the flush: KV is read, not taken from the record, and the expired entry is not counted", async () => {
+    const v = values(6);
+    const written = await snapshot(6, v);
+    written.entries[2]![1].expiresAt = Date.now() - 1000; // expired after the flush wrote it (the DO would not have written it expired)
+    written.writtenAt = Date.now() - 5000;
+    const text = JSON.stringify(written);
+    const agent = mockAgent();
+    const w = agent.get("http://worker.test");
+    // The DO has not swept yet: same generation, its digest still the flushed one.
+    w.intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(metadataFor(written, { flushed: flushedRecord(text) })), json);
+    const cf = agent.get("http://cf.test");
+    cf.intercept({ path: `${KV_PATH}/values/${ENTRIES_KEY}`, method: "GET" }).reply(200, text);
+    cf.intercept({ path: `${KV_PATH}/values/${STATS_KEY}`, method: "GET" }).reply(200, JSON.stringify(statsDoc(6, 6)));
+    const r = await cli([...target, "--json", "verify-kv"], { agent });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: "match", counts: { match: 5 }, kv: { entries: { entries: 6 } } });
+  });
+
+  it("diff --all wants every key: with bytes equal to the record, KV is parsed and every key listed", async () => {
+    const v = values(3);
+    const text = JSON.stringify(await snapshot(4, v));
+    const { agent } = await scenario({ doValues: v, doGen: 4, kvText: text, flushedText: text, snapshotAllowed: false });
+    const r = await cli([...target, "diff", "--all"], { agent });
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n")).toEqual(["= k000", "= k001", "= k002"]);
   });
 
   it("the same content re-serialised by another writer (other bytes): verified in full, and still a match", async () => {

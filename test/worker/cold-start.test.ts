@@ -147,7 +147,15 @@ describe("/metadata names the body the DO flushed (what verify-kv checks KV's by
     expect(flush).toBe(200);
     const kvText = (await env.CACHE_DO_KV.get(ENTRIES_KEY, "text"))!;
     const m = await metadata();
-    expect(m.flushed).toEqual({ generation: m.generation, digest: JSON.parse(kvText).digest, sha256: await sha256Of(kvText) });
+    const kvDoc = JSON.parse(kvText);
+    expect(m.flushed).toEqual({
+      generation: m.generation,
+      digest: kvDoc.digest,
+      sha256: await sha256Of(kvText),
+      writtenAt: kvDoc.writtenAt,
+      entries: 20,
+      validUntil: Math.min(...kvDoc.entries.map(([, e]: [string, { expiresAt: number }]) => e.expiresAt)),
+    });
     expect(m.digest).toBe(m.flushed.digest);
     await abortAllDurableObjects();
     const cold = await metadata();
@@ -159,6 +167,20 @@ describe("/metadata names the body the DO flushed (what verify-kv checks KV's by
     expect(after.generation).toBe(m.generation + 1);
     expect(after.flushed.generation).toBe(m.generation); // verify-kv will not take KV's bytes as current
     expect(after.digest).not.toBe(m.digest);
+  });
+
+  it("once an entry it holds has expired, /metadata's digest is the live state's again, not the record's", async () => {
+    const t0 = futureNoon();
+    const setClock = await fakeClock(t0);
+    await putJson(entryPath("short"), { value: 1, ttlSeconds: 60 });
+    await putJson(entryPath("long"), { value: 2, ttlSeconds: 3600 });
+    await postJson("/api/v1/cache/flush", {});
+    const m = await metadata();
+    expect(m.digest).toBe(m.flushed.digest);
+    await setClock(t0 + 61_000);
+    const later = await metadata();
+    expect(later.flushed.digest).toBe(m.flushed.digest);
+    expect(later.digest).not.toBe(m.flushed.digest); // "short" is gone from the live state
   });
 
   it("a clear forgets it, and an adopted KV snapshot (not written by this DO) has none until the next flush", async () => {

@@ -308,9 +308,12 @@ export class CacheDurableObject extends DurableObject<Env> {
   }
 
   async metadata(): Promise<Metadata> {
-    // The digest of a generation this DO flushed is on record: naming it reads no values (a cold DO would read all).
+    // The digest of a generation this DO flushed is on record while none of its entries has expired: naming it
+    // reads no values (a cold DO would read them all to build the body again).
     const flushed = this.sync.flushed();
-    const digest = flushed?.generation === this.generation ? flushed.digest : (await this.buildSnapshot(this.now())).digest;
+    const now = this.now();
+    const onRecord = flushed !== null && flushed.generation === this.generation && (flushed.validUntil === null || now < flushed.validUntil);
+    const digest = onRecord ? flushed.digest : (await this.buildSnapshot(now)).digest;
     const stats = this.stats();
     return {
       generation: this.generation,
@@ -723,6 +726,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       writtenAt: now,
       entryCount: snap.count,
       entriesText: snap.text,
+      validUntil: snap.validUntil,
       statsText: (kvWritesToday) => {
         const doc: StatsSnapshot = { format: 1, generation: snap.generation, writtenAt: now, ...counters, kvWritesToday };
         return JSON.stringify(doc);

@@ -21,6 +21,8 @@ export interface BuiltSnapshot {
   writtenAt: number;
   entryCount: number;
   entriesText: string;
+  /** The earliest expiry among the entries (null: none expire). */
+  validUntil: number | null;
   statsText: (kvWritesToday: number) => string;
 }
 
@@ -79,9 +81,8 @@ export class KvSync {
   private paceSpent: number;
   private lastFlushAt: number | null;
   private flushedGeneration: number | null;
-  /** The flushed body's entry digest and the SHA-256 of its bytes: /metadata names them for verify-kv. */
-  private flushedDigest: string | null;
-  private flushedSha256: string | null;
+  /** What the last flush wrote, SHA-256 of its bytes included: /metadata names it for verify-kv. */
+  private flushedBody: FlushedSnapshot | null;
   private lastError: string | null;
   /** The first mutation KV has not seen: persisted, so lag is measured honestly across DO restarts. */
   private pendingSince: number | null;
@@ -111,8 +112,7 @@ export class KvSync {
     this.paceSpent = m.kvPaceSpent ?? m.kvWritesToday;
     this.lastFlushAt = m.kvLastFlushAt;
     this.flushedGeneration = m.kvFlushedGeneration;
-    this.flushedDigest = m.kvFlushedDigest;
-    this.flushedSha256 = m.kvFlushedSha256;
+    this.flushedBody = m.kvFlushedBody;
     this.lastError = m.kvLastError;
     this.pendingSince = m.kvPendingSince;
     this.failures = m.kvFailures;
@@ -129,8 +129,7 @@ export class KvSync {
 
   /** What do_cache_entries holds if nobody else wrote it since this DO's last flush, or null when unknown. */
   flushed(): FlushedSnapshot | null {
-    if (this.flushedGeneration === null || this.flushedDigest === null || this.flushedSha256 === null) return null;
-    return { generation: this.flushedGeneration, digest: this.flushedDigest, sha256: this.flushedSha256 };
+    return this.flushedBody !== null && this.flushedBody.generation === this.flushedGeneration ? this.flushedBody : null;
   }
 
   status(): KvStatus {
@@ -232,8 +231,7 @@ export class KvSync {
         this.lastWriteAt = this.now();
         this.pendingSince = null;
         this.flushedGeneration = null;
-        this.flushedDigest = null;
-        this.flushedSha256 = null;
+        this.flushedBody = null;
         this.statsWrittenAt = null;
         this.clearFailures();
         this.persist();
@@ -334,8 +332,7 @@ export class KvSync {
       this.writesToday++;
       // From here the entries key holds this generation, whatever happens to the stats write.
       this.flushedGeneration = snap.generation;
-      this.flushedDigest = snap.digest;
-      this.flushedSha256 = sha256;
+      this.flushedBody = { generation: snap.generation, digest: snap.digest, sha256, writtenAt: snap.writtenAt, entries: snap.entryCount, validUntil: snap.validUntil };
       if (withStats) {
         await this.withTimeout(
           this.kv.put(STATS_KEY, snap.statsText(this.writesToday + 1), { metadata: { format: 1, generation: snap.generation, writtenAt: snap.writtenAt } }),
@@ -467,8 +464,7 @@ export class KvSync {
       kvPaceSpent: this.paceSpent,
       kvLastFlushAt: this.lastFlushAt,
       kvFlushedGeneration: this.flushedGeneration,
-      kvFlushedDigest: this.flushedDigest,
-      kvFlushedSha256: this.flushedSha256,
+      kvFlushedBody: this.flushedBody,
       kvLastError: this.lastError,
       kvPendingSince: this.pendingSince,
       kvFailures: this.failures,

@@ -84,16 +84,14 @@ export async function loadState(store: EntryStorage, kv: KVNamespace, now: numbe
       generation: snapshot.generation,
       kvFlushedGeneration: snapshot.generation,
       // Adopted, not written by this DO: what its bytes hash to is learnt at the next flush.
-      kvFlushedDigest: null,
-      kvFlushedSha256: null,
+      kvFlushedBody: null,
       sizeModel: SIZE_MODEL,
       entryCount: adopted.length,
       entryBytes: adopted.reduce((sum, [, e]) => sum + e.size, 0),
     });
   });
   meta.kvFlushedGeneration = snapshot.generation;
-  meta.kvFlushedDigest = null;
-  meta.kvFlushedSha256 = null;
+  meta.kvFlushedBody = null;
   return {
     meta,
     start: { entries: adopted },

@@ -18,6 +18,8 @@ export interface SnapshotText {
   text: string;
   digest: string;
   count: number;
+  /** The body's earliest expiry, or null when no entry expires. */
+  validUntil: number | null;
 }
 
 /**
@@ -40,7 +42,7 @@ export async function buildSnapshotBody(live: Array<[string, LiveEntry]>): Promi
 /** The whole `do_cache_entries` document around a body. */
 export function snapshotText(body: SnapshotBody, generation: number, writtenAt: number): SnapshotText {
   const text = `{"format":1,"generation":${generation},"writtenAt":${writtenAt},"digest":${JSON.stringify(body.digest)},"entries":${body.entriesJson}}`;
-  return { text, digest: body.digest, count: body.count };
+  return { text, digest: body.digest, count: body.count, validUntil: Number.isFinite(body.validUntil) ? body.validUntil : null };
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { FlushedSnapshot } from "../../protocol/index.js";
 import type { MemoryEntry } from "./memory.js";
 
 /** Persisted bookkeeping beside the entries: one small row per field, so updating one never rewrites the rest. */
@@ -13,9 +14,8 @@ export interface PersistedMeta {
   kvPaceSpent: number | null;
   kvLastFlushAt: number | null;
   kvFlushedGeneration: number | null;
-  /** The flushed body's entry digest and SHA-256 (null before 0.2, or after a clear). */
-  kvFlushedDigest: string | null;
-  kvFlushedSha256: string | null;
+  /** What the last flush wrote to do_cache_entries, SHA-256 included (null before 0.2, or after a clear). */
+  kvFlushedBody: FlushedSnapshot | null;
   kvLastError: string | null;
   kvPendingSince: number | null;
   kvFailures: number;
@@ -40,8 +40,7 @@ const META_DEFAULTS: PersistedMeta = {
   kvPaceSpent: null,
   kvLastFlushAt: null,
   kvFlushedGeneration: null,
-  kvFlushedDigest: null,
-  kvFlushedSha256: null,
+  kvFlushedBody: null,
   kvLastError: null,
   kvPendingSince: null,
   kvFailures: 0,
