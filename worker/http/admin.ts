@@ -158,7 +158,8 @@ export const adminRouter = new Router<AdminContext>()
       if (!config.featureFlagDoCache) return kvEntry(env, key, Date.now());
       const result = await stub(env).getEntry(key);
       if (!result.ok) return fromResult(result);
-      const { valueJson, ...rest } = result.data;
+      // The provenance fields are for CacheService (issue 15); the admin shape stays design.md §3's.
+      const { valueJson, tier: _tier, generation: _generation, ageMs: _ageMs, ...rest } = result.data;
       const head = JSON.stringify(rest);
       // Splice the stored canonical JSON in as `value` without parsing it.
       return rawJson(`${head.slice(0, -1)},"value":${valueJson}}`);
