@@ -11,7 +11,16 @@ const lazyChildProcess = {
   name: "tftcache-startup",
   setup(b) {
     b.onResolve({ filter: /^node:child_process$/ }, () => ({ path: "child_process", namespace: "lazy" }));
-    b.onLoad({ filter: /.*/, namespace: "lazy" }, () => ({
+    // undici's HTTP/2 client loads node:http2 (~25 ms) at start; tftcache speaks HTTP/1.1 (undici's default, no
+    // allowH2), so the bundle carries a stub that says so if it were ever reached.
+    b.onResolve({ filter: /^\.\/client-h2\.js$/ }, (args) => (args.importer.includes("/node_modules/undici/") ? { path: "client-h2", namespace: "lazy" } : undefined));
+    b.onLoad({ filter: /^client-h2$/, namespace: "lazy" }, () => ({
+      contents: 'module.exports = function connectH2() { throw new Error("HTTP/2 is not part of the tftcache CLI bundle"); };',
+      loader: "js",
+    }));
+    // undici's request() and errors without the rest of its index (see cli/http/undici-lite.cjs).
+    b.onResolve({ filter: /^undici$/ }, (args) => (args.importer.includes("/dist/cli/") ? { path: new URL("./http/undici-lite.cjs", import.meta.url).pathname } : undefined));
+    b.onLoad({ filter: /^child_process$/, namespace: "lazy" }, () => ({
       contents: 'let m; module.exports = new Proxy({}, { get(_, k) { m ??= require("node:child_process"); return m[k]; } });',
       loader: "js",
     }));
