@@ -213,6 +213,21 @@ export class CacheDurableObject extends DurableObject<Env> {
   // ---- reads ------------------------------------------------------------------------------------------------
 
   async getEntry(key: string): Promise<Result<StoredEntryView>> {
+    const view = await this.read(key);
+    return view ? ok(view) : fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
+  }
+
+  /**
+   * The admin API's `GET /entries/:key` answer (its `data`, design.md §3's shape) as JSON text, or null when there
+   * is no live entry: the value is spliced in without a parse, and one string crosses RPC for less than an object.
+   */
+  async getEntryJson(key: string): Promise<string | null> {
+    const v = await this.read(key);
+    if (!v) return null;
+    return `{"key":${JSON.stringify(v.key)},"expiresAt":${v.expiresAt},"cachedAt":${v.cachedAt},"lastAccessed":${v.lastAccessed}${v.stale ? ',"stale":true' : ""},"value":${v.valueJson}}`;
+  }
+
+  private async read(key: string): Promise<StoredEntryView | null> {
     const now = this.now();
     // Provenance: whether memory already held the value, asked before peek/valueFor may read it from SQLite.
     const tier = this.index.holdsValue(key) ? "memory" : "storage";
@@ -226,13 +241,13 @@ export class CacheDurableObject extends DurableObject<Env> {
         this.mutate(() => this.expire([key]));
         await this.afterMutation();
       } else await this.ensureAlarm();
-      return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
+      return null;
     }
     const valueJson = this.valueFor(key, entry);
     if (valueJson === undefined) {
       // In memory's index but not in SQLite: never expected; treat as a miss rather than serve nothing.
       this.index.delete(key);
-      return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
+      return null;
     }
     this.index.touch(key, now);
     this.touched.set(key, now);
@@ -242,7 +257,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     this.log("debug", "DUAL_CACHE_DO", stale ? "stale_hit" : "hit", { key });
     const view: StoredEntryView = { key, valueJson, expiresAt: entry.expiresAt, cachedAt: entry.cachedAt, lastAccessed: entry.lastAccessed, tier, generation: this.generation, ageMs: now - entry.cachedAt };
     if (stale) view.stale = true;
-    return ok(view);
+    return view;
   }
 
   /** Several keys in one call; absent or expired keys map to null. A Map, so that any key (even "__proto__") works. */

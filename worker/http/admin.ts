@@ -156,13 +156,8 @@ export const adminRouter = new Router<AdminContext>()
     GET: async ({ env, config }, params) => {
       const key = decodeKey(params.key!);
       if (!config.featureFlagDoCache) return kvEntry(env, key, Date.now());
-      const result = await stub(env).getEntry(key);
-      if (!result.ok) return fromResult(result);
-      // The provenance fields are for CacheService (issue 15); the admin shape stays design.md §3's.
-      const { valueJson, tier: _tier, generation: _generation, ageMs: _ageMs, ...rest } = result.data;
-      const head = JSON.stringify(rest);
-      // Splice the stored canonical JSON in as `value` without parsing it.
-      return rawJson(`${head.slice(0, -1)},"value":${valueJson}}`);
+      const data = await stub(env).getEntryJson(key);
+      return data === null ? error(404, "not_found", `no entry for key ${JSON.stringify(key)}`) : rawJson(data);
     },
     PUT: async ({ request, env, config }, params) => {
       const key = decodeKey(params.key!);
