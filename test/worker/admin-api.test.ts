@@ -107,6 +107,8 @@ describe("authentication", () => {
     ["a prefix of the key", { "x-api-key": ADMIN_KEY.slice(0, -1) }],
     ["the key plus a suffix", { "x-api-key": `${ADMIN_KEY}x` }],
     ["the key in another case", { "x-api-key": ADMIN_KEY.toUpperCase() }],
+    ["the key with its last character changed", { "x-api-key": `${ADMIN_KEY.slice(0, -1)}${ADMIN_KEY.endsWith("9") ? "8" : "9"}` }],
+    ["the key with a non-ASCII character in place of its last", { "x-api-key": `${ADMIN_KEY.slice(0, -1)}é` }],
     ["a Basic header", { authorization: `Basic ${btoa(`admin:${ADMIN_KEY}`)}` }],
   ])("refuses %s with 401 on every admin route, before revealing which paths exist", async (_, headers) => {
     for (const [method, path] of [["GET", "/api/v1/cache/stats"], ["PUT", "/api/v1/cache/entries/k"], ["DELETE", "/api/v1/cache"], ["GET", "/api/v1/cache/nope"]] as const) {
