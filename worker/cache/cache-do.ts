@@ -27,7 +27,6 @@ import {
   type ReadTier,
   type RestoreResult,
   type RestoreStaged,
-  digestRows,
   type StatsSnapshot,
 } from "../../protocol/index.js";
 import { clock } from "../clock.js";
@@ -40,6 +39,7 @@ import { checkKvSnapshot, loadState } from "./load.js";
 import { EntryIndex } from "./entry-index.js";
 import { keptUntil, type MemoryEntry } from "./memory.js";
 import { purgePrefix } from "./prefix-purge.js";
+import { STAGE_TTL_MS, commitRestore, stageRestore, type RestoreHost } from "./restore.js";
 import { ReadThrough, type ReadThroughResult } from "./read-through.js";
 import { servableStale } from "./stale-if-error.js";
 import { SnapshotMemo, snapshotText, type LiveEntry, type SnapshotText } from "./snapshot-builder.js";
@@ -80,10 +80,6 @@ interface Counters {
   expirations: number;
 }
 
-/** Restore stages not committed within this long are discarded. */
-const STAGE_TTL_MS = 3_600_000;
-/** What one restore may stage: a full 25 MiB snapshot with room to spare. */
-const MAX_STAGE_BYTES = 64 * 1024 * 1024;
 
 /** How soon after start-up the KV snapshot the load did not download is checked: off the first request's path. */
 const KV_CHECK_DELAY_MS = 2_000;
@@ -490,63 +486,45 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   // ---- restore: stage, then swap in one transaction -----------------------------------------------------------
 
-  /** Adds entries to a restore stage; the cache does not see them until commitRestore. */
-  async stageRestore(stage: string, entries: Array<[string, StagedEntry]>): Promise<Result<RestoreStaged>> {
-    const info = this.store.stageInfo(stage);
-    this.oldestStage = Math.min(this.oldestStage ?? Number.POSITIVE_INFINITY, info?.since ?? this.now());
-    const incoming = entries.reduce((n, [key, e]) => n + key.length + e.value.length, 0);
-    if ((info?.bytes ?? 0) + incoming > MAX_STAGE_BYTES) {
-      return fail(413, "too_large", `a restore may stage at most ${MAX_STAGE_BYTES} bytes; discard it (DELETE /restore/${stage})`);
-    }
-    const now = this.now();
-    this.store.transaction(() => this.store.stageRows(stage, entries, info?.since ?? now));
-    await this.ensureAlarm();
-    return ok({ stage, staged: this.store.stageInfo(stage)?.rows ?? 0 });
+  /** Adds entries to a restore stage; the cache does not see them until commitRestore (worker/cache/restore.ts). */
+  stageRestore(stage: string, entries: Array<[string, StagedEntry]>): Promise<Result<RestoreStaged>> {
+    return stageRestore(this.restoreHost(), stage, entries);
   }
 
-  /**
-   * Replaces the whole cache with a stage, if the stage is exactly what the caller uploaded: `count` rows that
-   * hash to `digest` (design.md §2). One transaction, so a failed or interrupted restore leaves the old contents.
-   */
-  async commitRestore(stage: string, expect: { digest: string; count: number }): Promise<Result<RestoreResult>> {
-    const rows = this.store.loadStage(stage);
-    if (rows.length === 0 && expect.count !== 0) return fail(409, "conflict", `no restore stage ${JSON.stringify(stage)} (discarded after an hour, or never staged)`);
-    if (rows.length !== expect.count) return fail(400, "bad_request", `stage holds ${rows.length} entries; the file has ${expect.count}: upload again`);
-    const digest = await digestRows(rows.map(([key, e]) => [key, e.value, e.expiresAt] as const));
-    if (digest !== expect.digest) return fail(400, "bad_request", `staged entries hash to ${digest}, not ${expect.digest}: nothing was changed`);
-    const now = this.now();
-    const live = rows.filter(([, e]) => e.expiresAt > now).sort((a, b) => a[1].lastAccessed - b[1].lastAccessed);
-    let evicted = 0;
-    this.readThrough.forgetAll();
-    this.mutate(() => {
-      this.store.deleteAllEntries();
-      this.index.clear();
-      this.touched.clear();
-      this.earliestExpiry = Number.POSITIVE_INFINITY;
-      for (const [key, e] of live) {
-        const entry: MemoryEntry = { ...e, size: snapshotEntryBytes(key, e.value, e.freshUntil !== undefined) };
-        if (entry.size > this.config.maxBytes) {
-          evicted++;
-          continue;
-        }
-        evicted += this.index.set(key, entry).length;
-      }
-      for (const [key, entry] of this.index.entries()) {
-        this.store.putEntry(key, entry);
-        this.earliestExpiry = Math.min(this.earliestExpiry, entry.expiresAt);
-      }
-      this.store.deleteStage(stage);
-    });
-    await this.afterMutation();
-    const snap = await this.buildSnapshot(this.now());
-    const result: RestoreResult = { restored: this.index.size, skippedExpired: rows.length - live.length, evicted, generation: this.generation, digest: snap.digest };
-    this.log("info", "CACHE_DO_PERSIST", "restored", { ...result });
-    return ok(result);
+  /** Replaces the whole cache with a stage that hashes to `digest`, in one transaction (worker/cache/restore.ts). */
+  commitRestore(stage: string, expect: { digest: string; count: number }): Promise<Result<RestoreResult>> {
+    return commitRestore(this.restoreHost(), stage, expect);
   }
 
   /** Discards a stage (the CLI does on Ctrl-C or failure; the alarm does after an hour). */
   abortRestore(stage: string): { stage: string; discarded: number } {
     return { stage, discarded: this.store.deleteStage(stage) };
+  }
+
+  private restoreHost(): RestoreHost {
+    return {
+      store: this.store,
+      index: this.index,
+      maxBytes: this.config.maxBytes,
+      now: () => this.now(),
+      mutate: (change) => this.mutate(change),
+      afterMutation: () => this.afterMutation(),
+      ensureAlarm: () => this.ensureAlarm(),
+      stageOpened: (since) => {
+        this.oldestStage = Math.min(this.oldestStage ?? Number.POSITIVE_INFINITY, since);
+      },
+      forgetContents: () => {
+        this.readThrough.forgetAll();
+        this.touched.clear();
+        this.earliestExpiry = Number.POSITIVE_INFINITY;
+      },
+      scheduleExpiry: (expiresAt) => {
+        this.earliestExpiry = Math.min(this.earliestExpiry, expiresAt);
+      },
+      digest: async () => (await this.buildSnapshot(this.now())).digest,
+      generation: () => this.generation,
+      log: this.log,
+    };
   }
 
   // ---- alarm ------------------------------------------------------------------------------------------------
