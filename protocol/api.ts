@@ -183,9 +183,12 @@ export interface FlushedSnapshot {
   /** `sha256:` + hex, over the bytes of the value as put (not canonicalised again). */
   sha256: string;
   writtenAt: number;
-  /** Entries in it, every one live at writtenAt. */
+  /**
+   * Its entries live at writtenAt. The body may also hold rows already expired then, which stale-if-error keeps
+   * (their expiresAt is before writtenAt; every reader skips them): those are not counted.
+   */
   entries: number;
-  /** Its earliest expiry (null: none expire): until then every entry in it is still live. */
+  /** Until then its live entries all stay live and its kept rows stay in (null: nothing in it expires). */
   validUntil: number | null;
 }
 

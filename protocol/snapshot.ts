@@ -48,7 +48,10 @@ export interface SnapshotKeyMetadata {
   generation: number;
   writtenAt: number;
   digest?: string;
-  /** How many entries `do_cache_entries` holds (written since 0.2; absent on older snapshots). */
+  /**
+   * How many live entries `do_cache_entries` holds at writtenAt (written since 0.2; absent on older snapshots).
+   * Expired rows that stale-if-error keeps travel in it too (expiresAt before writtenAt) and are not counted.
+   */
   entries?: number;
 }
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ENTRIES_KEY, STATS_KEY, digestEntries, type EntriesSnapshot } from "../../protocol/index.js";
 import { KV_PATH, cli, json, mockAgent, ok, target } from "./harness.js";
 import { metadataFor, snapshot, statsDoc } from "./fixtures.js";
+import { buildSnapshotBody, snapshotText, type LiveEntry } from "../../worker/cache/snapshot-builder.js";
 
 const values = (n: number, prefix = "k", v = (i: number): unknown => ({ i })) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${String(i).padStart(3, "0")}`, v(i)]));
 
@@ -203,5 +204,39 @@ describe("readable at scale: the first 20 items, then how many more", () => {
     expect(all.stdout.match(/^\+ k\d{3}$/gm)).toHaveLength(30);
     const asJson = await run(["--json", "verify-kv"]);
     expect(JSON.parse(asJson.stdout).items).toHaveLength(30);
+  });
+});
+
+describe("verify-kv on a snapshot that holds a row stale-if-error keeps past its expiry (as the DO writes it)", () => {
+  /** The DO's own builder: two live entries and one expired 5 s before the flush, kept for 55 s more. */
+  async function heldSnapshot(now: number) {
+    const row = (value: string, expiresAt: number, retainUntil?: number): LiveEntry => ({ value, expiresAt, cachedAt: now - 15_000, lastAccessed: now - 15_000, size: 100, ...(retainUntil === undefined ? {} : { retainUntil }) });
+    const body = await buildSnapshotBody([["k000", row('{"i":0}', now + 3_600_000)], ["quote:KEPT", row('{"px":5}', now - 5_000, now + 55_000)], ["k001", row('{"i":1}', now + 3_600_000)]], now);
+    const text = snapshotText(body, 7, now).text;
+    const flushed = { generation: 7, digest: body.digest, sha256: `sha256:${createHash("sha256").update(text).digest("hex")}`, writtenAt: now, entries: body.live, validUntil: body.validUntil };
+    return { text, body, flushed, doc: JSON.parse(text) as EntriesSnapshot };
+  }
+
+  function agentFor(s: Awaited<ReturnType<typeof heldSnapshot>>, withSnapshot: boolean) {
+    const agent = mockAgent();
+    const w = agent.get("http://worker.test");
+    w.intercept({ path: "/api/v1/cache/metadata", method: "GET" }).reply(200, ok(metadataFor(s.doc, { flushed: s.flushed, size: 2 })), json);
+    if (withSnapshot) w.intercept({ path: "/api/v1/cache/snapshot", method: "GET" }).reply(200, ok(s.doc), json);
+    const cf = agent.get("http://cf.test");
+    cf.intercept({ path: `${KV_PATH}/values/${ENTRIES_KEY}`, method: "GET" }).reply(200, s.text);
+    cf.intercept({ path: `${KV_PATH}/values/${STATS_KEY}`, method: "GET" }).reply(200, JSON.stringify(statsDoc(7, 2)));
+    return agent;
+  }
+
+  it("the record counts the live entries (2 of 3 rows) and verify-kv passes on every path: record, parsed, --full", async () => {
+    const s = await heldSnapshot(Date.now());
+    expect({ count: s.body.count, live: s.body.live }).toEqual({ count: 3, live: 2 });
+    expect(s.body.validUntil).toBe(s.flushed.writtenAt + 55_000); // the kept row leaves first
+    for (const args of [["verify-kv"], ["verify-kv", "--full"], ["diff", "--all"]]) {
+      const r = await cli([...target, "--json", ...args], { agent: agentFor(s, args.length > 1) });
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ status: "match", counts: { match: 2, differ: 0, onlyInDo: 0, onlyInKv: 0 }, problems: [] });
+    }
   });
 });

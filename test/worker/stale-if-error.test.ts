@@ -43,11 +43,14 @@ function vendor<T>(value: () => T) {
 const rowCount = () =>
   runInDurableObject(cacheStub(), (_: CacheDurableObject, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM entries").one().n);
 const snapshotKeys = async () => (await apiJson("/api/v1/cache/snapshot")).body.data.entries.map((e: [string]) => e[0]);
+/** The snapshot's keys live at `now` (what every reader of it serves): a kept row is in it, already expired. */
+const liveSnapshotKeys = async (now: number) =>
+  (await apiJson("/api/v1/cache/snapshot")).body.data.entries.filter((e: [string, { expiresAt: number }]) => e[1].expiresAt > now).map((e: [string]) => e[0]);
 
 describe("stale-if-error (getOrSet staleIfErrorSeconds)", () => {
   const opts = { ttlSeconds: 10, staleIfErrorSeconds: 60 };
 
-  it("a failing loader gets the expired value within the window, flagged; a plain get, the listing, stats and the snapshot do not see it", async () => {
+  it("a failing loader gets the expired value within the window, flagged; a plain get, the listing and stats do not see it, the snapshot holds it expired", async () => {
     const t0 = futureNoon();
     const setClock = await fakeClock(t0);
     let px = 100;
@@ -57,7 +60,9 @@ describe("stale-if-error (getOrSet staleIfErrorSeconds)", () => {
     // Nothing else serves expired data because of the option.
     expect(await service().get("quote:AAPL")).toMatchObject({ found: false });
     expect((await apiJson(entryPath("quote:AAPL"))).status).toBe(404);
-    expect(await snapshotKeys()).toEqual([]);
+    // The snapshot carries the kept row with its past expiry (for stale-if-error's KV path): no reader serves it.
+    expect(await snapshotKeys()).toEqual(["quote:AAPL"]);
+    expect(await liveSnapshotKeys(t0 + 15_000)).toEqual([]);
     expect((await apiJson("/api/v1/cache/entries")).body.data.keys).toEqual([]);
     expect((await apiJson("/api/v1/cache/stats")).body.data.size).toBe(0);
     v.state.failing = true;
@@ -150,7 +155,8 @@ describe("stale-if-error (getOrSet staleIfErrorSeconds)", () => {
     };
     expect(await service().getOrSet("kept", fails, opts)).toMatchObject({ ok: true, staleIfError: true, value: "old" });
     expect(await service().getOrSet("plain", fails, opts)).toMatchObject({ ok: false, code: "loader_failed" });
-    expect(await snapshotKeys()).toEqual([]);
+    expect(await snapshotKeys()).toEqual(["kept"]);
+    expect(await liveSnapshotKeys(t0 + 20_000)).toEqual([]);
   });
 
   it("tftcache unreachable: the client serves the KV entry that expired within the window when the loader fails", async () => {
@@ -169,6 +175,69 @@ describe("stale-if-error (getOrSet staleIfErrorSeconds)", () => {
     expect(await svc.getOrSet("quote:KV", fails, { staleIfErrorSeconds: 60 })).toMatchObject({ ok: true, state: "stale", staleIfError: true, source: "kv", value: { px: 9 } });
     expect(await svc.getOrSet("quote:KV", fails, { staleIfErrorSeconds: 2 })).toMatchObject({ ok: false, code: "loader_failed" });
     expect(await env.CACHE_DO_KV.get(ENTRIES_KEY, "text")).not.toBeNull();
+  });
+
+  it("the kept row stays in KV through later flushes: with the DO unreachable, stale-if-error's KV path serves it within the window; the flush record counts live entries only", async () => {
+    const t0 = futureNoon();
+    const setClock = await fakeClock(t0);
+    const flush = async () => expect((await postJson("/api/v1/cache/flush", {})).body.data).toMatchObject({ written: true });
+    await service().getOrSet("quote:KEPT", () => ({ px: 5 }), opts); // fresh 10 s, kept 60 s past that
+    await flush();
+    await setClock(t0 + 15_000); // expired 5 s ago: kept, invisible
+    await flush();
+    await service().set("fx:EURUSD", 1.08, { ttlSeconds: 3600 });
+    await setClock(t0 + 17_000);
+    await flush(); // the flush after another change: the kept row must still be in it
+    const kv = JSON.parse((await env.CACHE_DO_KV.get(ENTRIES_KEY, "text"))!);
+    expect(kv.entries.map((e: [string]) => e[0])).toEqual(["fx:EURUSD", "quote:KEPT"]);
+    expect(kv.entries[1][1]).toMatchObject({ value: { px: 5 }, expiresAt: t0 + 10_000 });
+    // What verify-kv relies on: KV holds the DO's generation and digest; the record and do_cache_stats count the
+    // entries live at writtenAt (1), and the record stays valid until the kept row leaves (the window's end).
+    const meta = (await apiJson("/api/v1/cache/metadata")).body.data;
+    expect({ generation: kv.generation, digest: kv.digest }).toEqual({ generation: meta.generation, digest: meta.digest });
+    expect(meta.flushed).toMatchObject({ generation: kv.generation, digest: kv.digest, writtenAt: t0 + 17_000, entries: 1, validUntil: t0 + 70_000 });
+    const statsDoc = JSON.parse((await env.CACHE_DO_KV.get("do_cache_stats", "text"))!);
+    expect(statsDoc).toMatchObject({ generation: kv.generation, size: 1 });
+    expect(kv.entries.filter((e: [string, { expiresAt: number }]) => e[1].expiresAt > kv.writtenAt)).toHaveLength(statsDoc.size);
+    expect((await apiJson("/api/v1/cache/snapshot")).body.data.digest).toBe(kv.digest);
+
+    // tftcache's DO unreachable: CacheService's KV path.
+    const unreachableDo = { idFromName: () => ({}), get: () => new Proxy({}, { get: () => async () => { throw new Error("overloaded"); } }) } as unknown as Env["CACHE_DO"];
+    const svc = new CacheService(createExecutionContext(), { ...env, CACHE_DO: unreachableDo });
+    const fails = () => Promise.reject(new Error("vendor down"));
+    await setClock(t0 + 30_000); // 20 s past the expiry, inside the 60 s window
+    expect(await svc.get("quote:KEPT")).toMatchObject({ found: false }); // expired for every plain reader
+    expect(await svc.getOrSet("quote:KEPT", fails, { staleIfErrorSeconds: 60 })).toMatchObject({ ok: true, state: "stale", staleIfError: true, source: "kv", value: { px: 5 } });
+    expect(await svc.getOrSet("quote:KEPT", fails, { staleIfErrorSeconds: 10 })).toMatchObject({ ok: false, code: "loader_failed" });
+    await setClock(t0 + 70_001); // the window has ended
+    expect(await svc.getOrSet("quote:KEPT", fails, { staleIfErrorSeconds: 60 })).toMatchObject({ ok: false, code: "loader_failed" });
+    // The sweep then deletes the row and the next flush drops it from KV.
+    await runDurableObjectAlarm(cacheStub());
+    await setClock(t0 + 72_000);
+    await flush();
+    expect(JSON.parse((await env.CACHE_DO_KV.get(ENTRIES_KEY, "text"))!).entries.map((e: [string]) => e[0])).toEqual(["fx:EURUSD"]);
+  });
+
+  it("maxStalenessMs bounds stale-if-error in the DO: an expired value older than it is not served, the loader's error stands", async () => {
+    const t0 = futureNoon();
+    const setClock = await fakeClock(t0);
+    const v = vendor(() => ({ px: 3 }));
+    await service().getOrSet("quote:AGE", v.loader, opts);
+    v.state.failing = true;
+    await setClock(t0 + 15_000); // stored 15 s ago, expired 5 s ago: inside the window
+    expect(await service().getOrSet("quote:AGE", v.loader, { ...opts, maxStalenessMs: 12_000 })).toMatchObject({ ok: false, code: "loader_failed" });
+    expect(v.state.calls).toBe(2);
+    // During the backoff that failure started, the too-old value is still not served: the loader runs again.
+    expect(await service().getOrSet("quote:AGE", v.loader, { ...opts, maxStalenessMs: 12_000 })).toMatchObject({ ok: false, code: "loader_failed" });
+    expect(v.state.calls).toBe(3);
+    // A caller who accepts that age gets it (during the backoff: without a loader call).
+    expect(await service().getOrSet("quote:AGE", v.loader, { ...opts, maxStalenessMs: 20_000 })).toMatchObject({ ok: true, staleIfError: true, value: { px: 3 } });
+    expect(v.state.calls).toBe(3);
+    await expect(createCacheClient(service(), quiet).getOrSet("quote:AGE", v.loader, { ...opts, maxStalenessMs: 12_000 })).rejects.toThrow(/503/);
+    // A live value older than maxStalenessMs is no stale-if-error answer either.
+    await service().getOrSet("quote:LIVE", () => ({ px: 4 }), { ...opts, ttlSeconds: 3600 });
+    await setClock(t0 + 30_000);
+    expect(await service().getOrSet("quote:LIVE", v.loader, { ...opts, ttlSeconds: 3600, maxStalenessMs: 5_000 })).toMatchObject({ ok: false, code: "loader_failed" });
   });
 
   it("a DO whose entries table predates stale-if-error gains the column in place, its rows kept", async () => {

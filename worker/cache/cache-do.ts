@@ -125,7 +125,9 @@ export class CacheDurableObject extends DurableObject<Env> {
     putEntry: (input) => this.putEntry(input),
     staleValue: (key, withinMs) => {
       const entry = this.index.peek(key);
-      return servableStale(entry, this.now(), withinMs) ? this.valueFor(key, entry!) : undefined;
+      if (!servableStale(entry, this.now(), withinMs)) return undefined;
+      const valueJson = this.valueFor(key, entry!);
+      return valueJson === undefined ? undefined : { valueJson, cachedAt: entry!.cachedAt };
     },
     now: () => this.now(),
     log: (...line) => this.log(...line),
@@ -687,26 +689,32 @@ export class CacheDurableObject extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(wanted);
   }
 
-  /** Live entries with their values: values not read since the cold start are read in one scan. */
-  private liveEntries(now: number): Array<[string, LiveEntry]> {
-    const live: Array<[string, MemoryEntry]> = [];
+  /**
+   * The entries the snapshot holds, with their values (values not read since the cold start are read in one
+   * scan): the live ones, and the expired ones stale-if-error still keeps (keptUntil after now). A kept row goes
+   * to KV with its past expiresAt, so every reader skips it as expired (get, listings, verify-kv, load), except
+   * stale-if-error's KV path (client, CacheService), which serves it within the caller's window when the loader
+   * fails: without it, the first flush after the expiry would drop the KV copy inside that window.
+   */
+  private heldEntries(now: number): Array<[string, LiveEntry]> {
+    const held: Array<[string, MemoryEntry]> = [];
     let unread = false;
     for (const [key, e] of this.index.entries()) {
-      if (e.expiresAt <= now) continue;
-      live.push([key, e]);
+      if (keptUntil(e) <= now) continue;
+      held.push([key, e]);
       if (e.value === undefined) unread = true;
     }
     if (unread) {
       const values = this.store.readValues();
-      for (const [key, e] of live) e.value ??= values.get(key);
+      for (const [key, e] of held) e.value ??= values.get(key);
     }
-    return live.filter((pair): pair is [string, LiveEntry] => pair[1].value !== undefined);
+    return held.filter((pair): pair is [string, LiveEntry] => pair[1].value !== undefined);
   }
 
-  /** The live state as `do_cache_entries` text, from a body built once per generation (SnapshotMemo). */
+  /** The held state as `do_cache_entries` text, from a body built once per generation (SnapshotMemo). */
   private async buildSnapshot(now: number): Promise<SnapshotText & { generation: number }> {
     const generation = this.generation;
-    const body = await this.snapshots.get(generation, now, () => this.liveEntries(now));
+    const body = await this.snapshots.get(generation, now, () => this.heldEntries(now));
     return { ...snapshotText(body, generation, now), generation };
   }
 
@@ -717,7 +725,8 @@ export class CacheDurableObject extends DurableObject<Env> {
       generation: snap.generation,
       digest: snap.digest,
       writtenAt: now,
-      entryCount: snap.count,
+      // Live entries, as stats' size counts them (verify-kv compares the two); kept expired rows are not counted.
+      entryCount: snap.live,
       entriesText: snap.text,
       validUntil: snap.validUntil,
       statsText: (kvWritesToday) => {

@@ -19,9 +19,10 @@ export interface BuiltSnapshot {
   generation: number;
   digest: string;
   writtenAt: number;
+  /** Entries live at writtenAt (rows stale-if-error keeps past their expiry are in the text but not counted). */
   entryCount: number;
   entriesText: string;
-  /** The earliest expiry among the entries (null: none expire). */
+  /** Until when every live entry stays live and no kept row leaves (null: nothing in it changes). */
   validUntil: number | null;
   statsText: (kvWritesToday: number) => string;
 }

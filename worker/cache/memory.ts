@@ -16,8 +16,10 @@ export interface MemoryEntry {
    */
   freshUntil?: number;
   /**
-   * Set by getOrSet with staleIfErrorSeconds: the row outlives expiresAt until then, invisible to get, listings,
-   * stats and snapshots, so that a failing loader can be answered with the expired value (stale-if-error).
+   * Set by getOrSet with staleIfErrorSeconds: the row outlives expiresAt until then, invisible to get, listings
+   * and stats, so that a failing loader can be answered with the expired value (stale-if-error). The snapshot
+   * (KV's and GET /snapshot) carries it with its past expiresAt, which every reader skips as expired, so that
+   * stale-if-error's KV path still finds it after later flushes.
    */
   retainUntil?: number;
 }

@@ -38,8 +38,11 @@ export interface ReadThroughHost {
   /** The stored value text if the key is fresh now (neither stale nor expired); no read is counted. */
   freshValue(key: string): string | undefined;
   putEntry(input: EntryInput): Promise<Result<unknown>>;
-  /** The value stale-if-error may serve (see servableStale): held, and no more than `withinMs` past its expiry. */
-  staleValue(key: string, withinMs: number): string | undefined;
+  /**
+   * The value stale-if-error may serve (see servableStale): held, and no more than `withinMs` past its expiry;
+   * with when it was stored, for maxStalenessMs.
+   */
+  staleValue(key: string, withinMs: number): { valueJson: string; cachedAt: number } | undefined;
   now(): number;
   log: Logger;
 }
@@ -135,7 +138,7 @@ export class ReadThrough {
     const withinMs = Math.round((opts.staleIfErrorSeconds ?? 0) * 1000);
     if (withinMs > 0) {
       const retryAt = this.#backoff.until(key, this.#host.now());
-      const old = retryAt === null ? undefined : this.#host.staleValue(key, withinMs);
+      const old = retryAt === null ? undefined : this.#staleWithin(key, withinMs, opts);
       if (old !== undefined) {
         this.#host.log("info", "DUAL_CACHE_DO", "stale_if_error", { key, reason: "backoff", retryAt });
         return { ok: true, data: { valueJson: old, state: "stale", staleIfError: true } };
@@ -143,10 +146,20 @@ export class ReadThrough {
     }
     const result = await this.#loadOnce(key, loader, opts);
     if (result.ok || withinMs === 0 || (result.code !== "loader_failed" && result.code !== "loader_timeout")) return result;
-    const old = this.#host.staleValue(key, withinMs);
+    const old = this.#staleWithin(key, withinMs, opts);
     if (old === undefined) return result;
     this.#host.log("warn", "DUAL_CACHE_DO", "stale_if_error", { key, reason: result.code, error: result.message, retryAt: this.#backoff.until(key, this.#host.now()) });
     return { ok: true, data: { valueJson: old, state: "stale", staleIfError: true } };
+  }
+
+  /**
+   * The expired value stale-if-error may serve, unless it is older than the caller's maxStalenessMs: that bound
+   * holds for every answer, a stale-if-error one included (then the loader's error stands).
+   */
+  #staleWithin(key: string, withinMs: number, opts: GetOrSetOptions): string | undefined {
+    const old = this.#host.staleValue(key, withinMs);
+    if (old === undefined || tooOld(old.cachedAt, this.#host.now(), opts.maxStalenessMs)) return undefined;
+    return old.valueJson;
   }
 
   async #loadOnce(key: string, loader: () => unknown, opts: GetOrSetOptions): Promise<ReadThroughResult> {
