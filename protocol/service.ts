@@ -92,6 +92,7 @@ export function purgeModeOf(opts: unknown): { mode: PurgeMode } | { problem: str
   if (mode !== undefined && mode !== "hard" && mode !== "soft") return { problem: 'mode must be "hard" or "soft"' };
   if (soft !== undefined && typeof soft !== "boolean") return { problem: "soft must be a boolean" };
   if (soft === true && mode === "hard") return { problem: 'soft: true contradicts mode: "hard"' };
+  if (soft === false && mode === "soft") return { problem: 'soft: false contradicts mode: "soft"' };
   return { mode: mode ?? (soft ? "soft" : "hard") };
 }
 

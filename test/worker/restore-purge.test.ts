@@ -113,6 +113,61 @@ describe("purge by prefix, hard and soft: one DO operation for CacheService, the
   });
 });
 
+describe("purge by prefix: the destructive route refuses what it would not honour (issue 15 review)", () => {
+  const service = () => exports.CacheService as unknown as CacheServiceBinding;
+  const del = (query: string) => apiJson(`/api/v1/cache/entries?${query}`, { method: "DELETE" });
+
+  it("unknown or repeated query parameters are a 400 and delete nothing: soft=true says use mode=soft", async () => {
+    for (const key of ["quote:A", "quote:B"]) await putJson(entryPath(key), { value: 1 });
+    const soft = await del("prefix=quote%3A&soft=true");
+    expect(soft.status).toBe(400);
+    expect(soft.body.error.message).toMatch(/use mode=soft/);
+    for (const query of ["prefix=quote%3A&mode=hard&mode=soft", "prefix=quote%3A&prefix=x", "prefix=quote%3A&dryRun=1", "prefix=quote%3A&Mode=soft"]) {
+      const r = await del(query);
+      expect(r.status, query).toBe(400);
+      expect(r.body.error.code).toBe("bad_request");
+    }
+    expect(await keysNow()).toEqual(["quote:A", "quote:B"]);
+    expect((await del("prefix=quote%3A&mode=soft")).body.data).toMatchObject({ mode: "soft", marked: 2 });
+  });
+
+  it("one prefix check for HTTP and the DO: non-empty, at most 512 bytes of UTF-8, any characters ('.' included)", async () => {
+    for (const key of ["..x", ".y", "z"]) await putJson(entryPath(key), { value: 1 });
+    const long = "é".repeat(257); // 514 bytes
+    const http = await del(`prefix=${encodeURIComponent(long)}`);
+    expect(http.status).toBe(400);
+    expect(http.body.error.message).toMatch(/512 bytes/);
+    expect(await cacheStub().purgePrefix(long, "hard")).toMatchObject({ ok: false, status: 400, message: expect.stringMatching(/512 bytes/) });
+    expect((await del(`prefix=${encodeURIComponent("é".repeat(256))}`)).status).toBe(200); // exactly 512 bytes
+    expect(await cacheStub().purgePrefix("..", "hard")).toMatchObject({ ok: true, data: { deleted: 1 } });
+    expect((await del("prefix=.")).body.data).toMatchObject({ prefix: ".", deleted: 1 });
+    expect(await keysNow()).toEqual(["z"]);
+    expect(await cacheStub().purgePrefix("", "hard")).toMatchObject({ ok: false, status: 400 });
+  });
+
+  it("a hard purge counts the entries a listing shows, and still removes the rows stale-if-error keeps", async () => {
+    const t0 = futureNoon();
+    const setClock = await fakeClock(t0);
+    await service().getOrSet("quote:OLD", () => ({ px: 1 }), { ttlSeconds: 10, staleIfErrorSeconds: 600 });
+    await service().set("quote:A", 1, { ttlSeconds: 3600 });
+    await service().set("quote:B", 2, { ttlSeconds: 3600 });
+    await setClock(t0 + 20_000); // quote:OLD expired: kept for stale-if-error, invisible
+    expect((await apiJson("/api/v1/cache/entries?prefix=quote%3A")).body.data.keys.map((k: { key: string }) => k.key)).toEqual(["quote:A", "quote:B"]);
+    const r = await del("prefix=quote%3A");
+    expect(r.body.data).toEqual({ prefix: "quote:", deleted: 2, generation: expect.any(Number) }); // no mode: a hard purge
+    const fails = () => Promise.reject(new Error("vendor down"));
+    expect(await service().getOrSet("quote:OLD", fails, { ttlSeconds: 10, staleIfErrorSeconds: 600 })).toMatchObject({ ok: false, code: "loader_failed" });
+    expect((await snapshotNow()).entries).toEqual([]);
+  });
+
+  it("contradictory deletePrefix options are refused: mode soft with soft false, as mode hard with soft true", async () => {
+    await putJson(entryPath("quote:A"), { value: 1 });
+    expect(await service().deletePrefix("quote:", { mode: "soft", soft: false })).toMatchObject({ ok: false, error: expect.stringMatching(/contradicts/) });
+    expect(await keysNow()).toEqual(["quote:A"]);
+    expect(await service().deletePrefix("quote:", { mode: "soft", soft: true })).toMatchObject({ ok: true, mode: "soft", count: 1 });
+  });
+});
+
 describe("restore: stage, then swap", () => {
   async function fileOf(values: Record<string, unknown>, expiresAt: number) {
     const entries: Array<[string, SnapshotEntry]> = Object.entries(values).map(([key, value], i) => [key, { value, expiresAt, lastAccessed: expiresAt - 1e6 + i, cachedAt: expiresAt - 2e6 }]);

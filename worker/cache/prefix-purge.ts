@@ -1,4 +1,4 @@
-import { SNAPSHOT_FRESH_UNTIL_BYTES, type PurgeMode, type PurgeResult } from "../../protocol/index.js";
+import { MAX_KEY_BYTES, SNAPSHOT_FRESH_UNTIL_BYTES, utf8Length, type PurgeMode, type PurgeResult } from "../../protocol/index.js";
 import type { Logger } from "../log.js";
 import { fail, ok, type Result } from "../result.js";
 import type { EntryIndex } from "./entry-index.js";
@@ -21,6 +21,19 @@ export interface PurgeHost {
 }
 
 /**
+ * The one check of a purge prefix, for every path (CacheService.deletePrefix over RPC, `DELETE /entries?prefix=`,
+ * `tftcache purge`): a non-empty string of at most MAX_KEY_BYTES (512) bytes of UTF-8, any characters. No key is
+ * longer, so a longer prefix could match nothing; "." and ".." are fine (keys like "..x" exist; they are refused
+ * as whole keys only because URL parsers collapse them as path segments, which a query parameter never is).
+ */
+export function prefixProblem(prefix: unknown): string | null {
+  if (typeof prefix !== "string") return "prefix must be a string";
+  if (prefix === "") return "prefix must not be empty (to delete everything, clear the cache)";
+  if (utf8Length(prefix) > MAX_KEY_BYTES) return `prefix is longer than ${MAX_KEY_BYTES} bytes (no key is longer)`;
+  return null;
+}
+
+/**
  * Invalidation by prefix, the one DO operation behind CacheService.deletePrefix, `DELETE /entries?prefix=P` and
  * `tftcache purge`. Hard deletes every entry whose key starts with `prefix`; soft keeps them and ends their fresh
  * period now (freshUntil = now), so the next getOrSet serves the old value as stale while one refresh loads it
@@ -28,11 +41,20 @@ export interface PurgeHost {
  * one generation, and KV with the next flush (2 KV writes whatever the number of keys).
  */
 export async function purgePrefix(host: PurgeHost, prefix: string, mode: PurgeMode, now: number): Promise<Result<PurgeResult>> {
-  if (typeof prefix !== "string" || prefix === "") return fail(400, "bad_request", "prefix must not be empty (to delete everything, clear the cache)");
+  const problem = prefixProblem(prefix);
+  if (problem) return fail(400, "bad_request", problem);
   if (mode !== "hard" && mode !== "soft") return fail(400, "bad_request", 'mode must be "hard" or "soft"');
   host.forgetPrefix(prefix);
   if (mode === "hard") {
-    const keys = [...host.index.keys()].filter((key) => key.startsWith(prefix));
+    // Every row goes, expired ones stale-if-error keeps included; `deleted` counts the live ones, the entries a
+    // get, a listing or `purge --dry-run` could see (a kept row is invisible to them all).
+    const keys: string[] = [];
+    let visible = 0;
+    for (const [key, entry] of host.index.entries()) {
+      if (!key.startsWith(prefix)) continue;
+      keys.push(key);
+      if (entry.expiresAt > now) visible++;
+    }
     if (keys.length > 0) {
       host.mutate(() => {
         for (const key of keys) host.index.delete(key);
@@ -41,8 +63,8 @@ export async function purgePrefix(host: PurgeHost, prefix: string, mode: PurgeMo
       });
       await host.afterMutation();
     }
-    host.log("info", "CACHE_DO_CLEAR", "purged", { prefix, deleted: keys.length, generation: host.generation() });
-    return ok({ prefix, deleted: keys.length, generation: host.generation() });
+    host.log("info", "CACHE_DO_CLEAR", "purged", { prefix, deleted: visible, rows: keys.length, generation: host.generation() });
+    return ok({ prefix, deleted: visible, generation: host.generation() });
   }
   // Soft: live entries still fresh. Their snapshot entry gains a freshUntil field if it had none: size grows.
   const marked: Array<[string, { freshUntil: number; size: number }]> = [];

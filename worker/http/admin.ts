@@ -11,6 +11,7 @@ import {
 } from "../../protocol/index.js";
 import type { EntryInput } from "../cache/cache-do.js";
 import type { StagedEntry } from "../cache/storage.js";
+import { prefixProblem } from "../cache/prefix-purge.js";
 import type { CacheConfig } from "../config.js";
 import { cacheStub as stub, type Env } from "../env.js";
 import { readKvSnapshot, readKvSnapshotCached } from "../kv-snapshot-reader.js";
@@ -26,6 +27,23 @@ export interface AdminContext {
 }
 
 
+
+/** The query parameters `DELETE /entries` understands; anything else is refused rather than ignored. */
+const PURGE_PARAMS = new Set(["prefix", "mode"]);
+
+/**
+ * A purge is destructive, so a parameter it would ignore or read only once is refused (400) before anything is
+ * deleted: `soft=true` once ran a hard purge, and `mode=hard&mode=soft` is a contradiction, not a choice.
+ */
+function purgeParamsProblem(params: URLSearchParams): void {
+  const seen = new Set<string>();
+  for (const name of params.keys()) {
+    if (seen.has(name)) throw new HttpError(400, "bad_request", `query parameter ${JSON.stringify(name)} is given more than once`);
+    seen.add(name);
+    if (name === "soft") throw new HttpError(400, "bad_request", "unknown query parameter \"soft\": use mode=soft for a soft purge");
+    if (!PURGE_PARAMS.has(name)) throw new HttpError(400, "bad_request", `unknown query parameter ${JSON.stringify(name)}: DELETE /entries takes prefix and mode (hard or soft)`);
+  }
+}
 function decodeKey(raw: string): string {
   let key: string;
   try {
@@ -143,8 +161,11 @@ export const adminRouter = new Router<AdminContext>()
     },
     // Purge by prefix: DELETE /entries?prefix=P (required; clearing everything is DELETE /api/v1/cache).
     DELETE: async ({ url, env, config }) => {
+      purgeParamsProblem(url.searchParams);
       const prefix = url.searchParams.get("prefix");
       if (prefix === null || prefix === "") throw new HttpError(400, "bad_request", "prefix is required: DELETE /entries?prefix=P (to delete everything, DELETE /api/v1/cache)");
+      const problem = prefixProblem(prefix);
+      if (problem) throw new HttpError(400, "bad_request", problem);
       // mode=soft marks the entries stale (getOrSet serves them once more while refreshing) instead of deleting.
       const mode = url.searchParams.get("mode") ?? "hard";
       if (mode !== "hard" && mode !== "soft") throw new HttpError(400, "bad_request", "mode must be hard (the default) or soft");
