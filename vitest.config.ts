@@ -47,7 +47,8 @@ export default defineConfig({
             miniflare: {
               bindings: { ...workerBindings },
               // The tests read tftcache's KV namespaces directly (rpc-surface: an attack must leave both keys as they were).
-              kvNamespaces: { CACHE_DO_KV: "consumer-test-kv", KV_ONLY_KV: "consumer-test-kv-only" },
+              // SPARE_KV belongs to no Worker: a second namespace for the client's per-source snapshot copies (kv-sources).
+              kvNamespaces: { CACHE_DO_KV: "consumer-test-kv", KV_ONLY_KV: "consumer-test-kv-only", SPARE_KV: "consumer-test-kv-spare" },
               serviceBindings: {
                 CONSUMER: "tftcache-consumer",
                 CACHE_ADMIN: "tftcache",

@@ -13,6 +13,7 @@ import {
   keyedRecord,
   ownValue,
   settleWithin,
+  getOrSetProblem,
   maxStalenessProblem,
   type DeletePrefixOptions,
   type GetOrSetOptions,
@@ -29,7 +30,7 @@ export type { DeletePrefixOptions, GetOrSetOptions, ServiceRead, SetOptions, Sna
 export { SNAPSHOT_TRUST_MS } from "../protocol/snapshot-cache.js";
 export { DEFAULT_LOAD_TIMEOUT_MS, MAX_LOAD_TIMEOUT_MS } from "../protocol/service.js";
 
-/** The service binding's shape, as `entrypoint = "CacheService"` exposes it: these six methods and nothing else. */
+/** The service binding's shape, as `entrypoint = "CacheService"` exposes it: these seven methods and nothing else. */
 export interface CacheServiceBinding {
   get(key: string): Promise<ServiceRead>;
   getMany(keys: string[]): Promise<Record<string, ServiceRead>>;
@@ -47,7 +48,11 @@ export interface CacheClientOptions {
    * unchanged; an object with only `get` works too, its snapshot then reused for at most SNAPSHOT_TRUST_MS (60 s).
    */
   kv?: SnapshotKv;
-  /** Keeps a stale-while-revalidate refresh alive after the response is sent. */
+  /**
+   * Keeps a stale-while-revalidate refresh alive after the response is sent. Without it the refresh is still
+   * started (unawaited, its errors logged), but it lives only as long as your invocation does: it may be cut off
+   * once the response is sent.
+   */
   ctx?: { waitUntil(promise: Promise<unknown>): void };
   /**
    * Receives every one-line JSON log (`DUAL_CACHE_DO`: hit, miss, fallback, …). Without it only fallbacks and
@@ -60,7 +65,7 @@ export interface ClientStats {
   hits: number;
   misses: number;
   stale: number;
-  /** Loader calls this client made (cached or not). */
+  /** Loader calls this client made (cached or not, failed or not, background refreshes included). */
   loads: number;
   /** Reads answered from the KV snapshot (or nowhere) because tftcache was bypassed or unreachable. */
   fallbacks: number;
@@ -75,6 +80,31 @@ export interface ClientStats {
 
 /** Where a value came from: the DO's memory or its SQLite storage, the KV snapshot, or the loader. */
 export type ValueSource = "memory" | "do" | "kv" | "loader";
+
+/** getOrSetWithInfo's answer: the value getOrSet would return, and where it came from. */
+export interface GetOrSetResult<T = unknown> {
+  value: T;
+  /**
+   * "loader" when a loader ran for this value just now (this call's own, or for a call that joined another
+   * request's load of the key, that load's); otherwise the tier that answered: "memory" or "do" (the DO's LRU or
+   * its SQLite storage) or "kv" (the KV snapshot, tftcache or its DO unreachable or the flag off).
+   */
+  source: ValueSource;
+  /**
+   * now − when the value was stored in the cache, measured by whoever answered (0 for the loader's value; from KV
+   * never less than the snapshot's own age). Absent only when the answer did not carry it.
+   */
+  ageMs?: number;
+  /** A stale value: past its stale-while-revalidate fresh period (a refresh was started), or served by stale-if-error. */
+  stale: boolean;
+  /** The loader failed or timed out (now, or the key is backing off after it did) and this is the expired value. */
+  staleIfError?: boolean;
+  /** The DO's generation when it answered, or the KV snapshot's. */
+  generation?: number;
+  cachedAt?: number;
+  /** The loader's "not found" (undefined), cached by negativeTtlSeconds. */
+  notFound?: boolean;
+}
 
 /** A read with its provenance (`lookup`). */
 export interface LookupResult<T = unknown> {
@@ -117,6 +147,8 @@ export interface CacheClient {
    * LoaderTimeoutError when the load did not settle within loadTimeoutMs.
    */
   getOrSet<T>(key: string, loader: () => T | Promise<T>, opts?: GetOrSetOptions): Promise<T>;
+  /** getOrSet, with where the value came from: `{ value, source, ageMs, stale, staleIfError?, generation? }`. Same errors. */
+  getOrSetWithInfo<T>(key: string, loader: () => T | Promise<T>, opts?: GetOrSetOptions): Promise<GetOrSetResult<T>>;
   stats(): ClientStats;
 }
 
@@ -248,6 +280,164 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
     }
   }
 
+  /** A value a loader just returned, as getOrSetWithInfo reports it. */
+  const fromLoader = <T>(value: T, r?: ServiceGetOrSet): GetOrSetResult<T> => ({
+    value,
+    source: "loader",
+    ageMs: 0,
+    stale: false,
+    ...(r?.generation === undefined ? {} : { generation: r.generation }),
+    ...(r?.notFound ? { notFound: true } : {}),
+  });
+
+  /** A cached answer (hit or stale) with its provenance. */
+  function fromCache<T>(r: ServiceGetOrSet): GetOrSetResult<T> {
+    // A cached "not found" lives in the DO's memory only.
+    const source: ValueSource = r.source === "kv" ? "kv" : r.tier === "memory" || r.notFound ? "memory" : "do";
+    const out: GetOrSetResult<T> = { value: r.value as T, source, stale: r.state === "stale" };
+    if (r.ageMs !== undefined) out.ageMs = r.ageMs;
+    if (r.staleIfError) out.staleIfError = true;
+    if (r.generation !== undefined) out.generation = r.generation;
+    if (r.cachedAt !== undefined) out.cachedAt = r.cachedAt;
+    if (r.notFound) out.notFound = true;
+    return out;
+  }
+
+  /** A loader's undefined without negativeTtlSeconds: documented behaviour (not cached), not a cache problem. */
+  const undefinedNotCached = (r: ServiceGetOrSet) => r.code === "not_cacheable" && /returned undefined/.test(r.error ?? "");
+
+  async function getOrSetInfo<T>(key: string, loader: () => T | Promise<T>, gsOpts?: GetOrSetOptions): Promise<GetOrSetResult<T>> {
+    const timeoutMs = effectiveLoadTimeout(gsOpts);
+    const run = timed(loader);
+    /** This caller's own load, if the cache (or this client, uncached) called the loader for it. */
+    let own: Promise<T> | undefined;
+    const tracked = () => {
+      counters.loads++; // a loader call, whatever becomes of it
+      own = run();
+      own.catch(() => {}); // its error reaches the caller through the cache's answer, below
+      return own;
+    };
+
+    const timedOut = (error?: string) => {
+      if (own) run.timedOut(); // this caller's loader hung (a joined request's loader is another's)
+      // A request that joined another's load reports that load's limit, which the cache names, not its own.
+      const limit = Number(error?.match(/within (\d+) ms/)?.[1] ?? timeoutMs);
+      log("loader_timeout", { key, timeoutMs: limit, ...(error ? { error } : {}) });
+      return new LoaderTimeoutError(key, limit);
+    };
+    /**
+     * stale-if-error with tftcache unreachable: the loader failed, so the key's KV entry is served if it expired
+     * no more than staleIfErrorSeconds ago and is no older than maxStalenessMs; otherwise the loader's error
+     * stands. The options were validated before (getOrSetProblem), as CacheService validates them.
+     */
+    const staleFromKv = async (err: unknown): Promise<GetOrSetResult<T>> => {
+      const withinMs = Math.round((gsOpts?.staleIfErrorSeconds ?? 0) * 1000);
+      if (!(withinMs > 0) || !opts.kv) throw err;
+      const now = Date.now();
+      const read = await readCachedSnapshot(opts.kv, now);
+      if (!read.ok) throw err;
+      const entry = read.entry(key);
+      if (!entry || entry.expiresAt + withinMs <= now) throw err;
+      const { generation, writtenAt } = read.snapshot;
+      const ageMs = Math.max(0, now - entry.cachedAt, now - writtenAt);
+      const max = gsOpts?.maxStalenessMs;
+      // maxStalenessMs is a hard limit: stale-if-error never serves a value older than it.
+      if (max !== undefined && ageMs > max) {
+        log("too_old", { key, source: "kv", ageMs, maxStalenessMs: max, staleIfError: true });
+        throw err;
+      }
+      counters.stale++;
+      log("stale_if_error", { key, source: "kv", expiredMsAgo: Math.max(0, now - entry.expiresAt), error: errorMessage(err) });
+      return { value: entry.value as T, source: "kv", ageMs, stale: true, staleIfError: true, generation, cachedAt: entry.cachedAt };
+    };
+    /** The loader's value without the cache: the load this call already started, else a fresh one, bounded. */
+    const uncached = async (): Promise<T> => {
+      const settled = await settleWithin(own ? () => own! : tracked, timeoutMs);
+      if (settled.status === "ok") return settled.value;
+      if (settled.status === "threw") throw settled.error;
+      throw timedOut();
+    };
+
+    let r: ServiceGetOrSet;
+    try {
+      if (!binding) throw new Error(NO_BINDING);
+      r = await binding.getOrSet(key, tracked, gsOpts);
+    } catch (err) {
+      const reason = binding ? `tftcache unreachable: ${errorMessage(err)}` : NO_BINDING;
+      if (binding) counters.errors++;
+      // The checks CacheService makes before loading: a refused option (staleIfErrorSeconds: NaN, Infinity,
+      // 1e12; maxStalenessMs: -1, …) is never an unbounded stale read. The loader runs uncached, its error stands.
+      const problem = getOrSetProblem(key, loader, gsOpts);
+      if (problem) {
+        counters.misses++;
+        absorb("getorset_failed", key, problem);
+        return fromLoader(await uncached());
+      }
+      const kv = limitAge(await fromKvOne(key, reason), key, gsOpts);
+      if (kv.found) {
+        counters.hits++;
+        const hit: GetOrSetResult<T> = { value: kv.value as T, source: "kv", stale: kv.stale === true };
+        if (kv.ageMs !== undefined) hit.ageMs = kv.ageMs;
+        if (kv.generation !== undefined) hit.generation = kv.generation;
+        if (kv.cachedAt !== undefined) hit.cachedAt = kv.cachedAt;
+        return hit;
+      }
+      counters.misses++;
+      return uncached().then(
+        (value) => fromLoader(value),
+        (e: unknown) => staleFromKv(e),
+      );
+    }
+
+    if (!r.ok) {
+      counters.misses++;
+      if (r.code === "loader_timeout") throw timedOut(r.error);
+      // The caller's own loader ran: its outcome is the answer (its error is the caller's to handle).
+      if (own) {
+        const settled = await settleWithin(() => own!, timeoutMs);
+        if (settled.status === "threw") throw settled.error;
+        if (settled.status === "ok" && settled.value === undefined && undefinedNotCached(r)) log("miss", { key, state: "uncached", reason: "undefined" });
+        else absorb("getorset_failed", key, r.error ?? r.code ?? "getOrSet failed");
+        if (settled.status === "timeout") throw timedOut();
+        return fromLoader(settled.value);
+      }
+      // Joined another request's load of this key, which failed: that is the loader's error, not the cache's.
+      if (r.code === "loader_failed") throw new Error(r.error ?? `loader for ${JSON.stringify(key)} failed`);
+      // The load this call joined returned undefined (not cached without negativeTtlSeconds): run our own.
+      if (undefinedNotCached(r)) log("miss", { key, state: "uncached", reason: "undefined" });
+      // The cache refused before loading (key, TTL, options) or could not store what another request loaded.
+      else absorb("getorset_failed", key, r.error ?? r.code ?? "getOrSet failed");
+      return fromLoader(await uncached());
+    }
+
+    if (r.source === "kv") counters.fallbacks++;
+    if (r.state === "hit") counters.hits++;
+    else if (r.state === "stale") {
+      counters.hits++;
+      counters.stale++;
+      if (r.staleIfError) {
+        // stale-if-error: this caller's loader (if the cache called it) threw or hung. A throw was counted as it
+        // settled; one still pending has hung: its time so far and one failure (a late settling is ignored).
+        if (own) run.timedOut();
+        log("stale_if_error", { key, source: r.source });
+      } else if (binding) {
+        // stale-while-revalidate: one refresh, in ctx.waitUntil when there is a ctx; without one it is started
+        // anyway (unawaited, best effort: it lives as long as this invocation does), never left undone.
+        const b = binding;
+        const background = timed(loader); // a plain function crosses RPC; the timed wrapper stays here
+        const refreshing = b
+          .refresh(key, () => (counters.loads++, background()), gsOpts)
+          .then((res) => {
+            if (!res.ok) log("refresh_failed", { key, code: res.code, error: res.error });
+          })
+          .catch((err: unknown) => log("refresh_failed", { key, error: errorMessage(err) }));
+        if (opts.ctx) opts.ctx.waitUntil(refreshing);
+      }
+    } else counters.misses++;
+    log(r.state === "hit" || r.state === "stale" ? "hit" : "miss", { key, state: r.state, source: r.source });
+    return r.state === "hit" || r.state === "stale" ? fromCache<T>(r) : fromLoader(r.value as T, r);
+  }
+
   return {
     async get<T>(key: string, readOpts?: ReadOptions) {
       const r = limitAge(await read(key), key, readOpts);
@@ -311,109 +501,9 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
       }
     },
 
-    async getOrSet<T>(key: string, loader: () => T | Promise<T>, gsOpts?: GetOrSetOptions): Promise<T> {
-      const timeoutMs = effectiveLoadTimeout(gsOpts);
-      const run = timed(loader);
-      /** This caller's own load, if the cache called the loader for it. */
-      let own: Promise<T> | undefined;
-      const tracked = () => {
-        own = run();
-        own.catch(() => {}); // its error reaches the caller through the cache's answer, below
-        return own;
-      };
+    getOrSet: async <T>(key: string, loader: () => T | Promise<T>, gsOpts?: GetOrSetOptions): Promise<T> => (await getOrSetInfo(key, loader, gsOpts)).value,
 
-      const timedOut = (error?: string) => {
-        if (own) run.timedOut(); // this caller's loader hung (a joined request's loader is another's)
-        // A request that joined another's load reports that load's limit, which the cache names, not its own.
-        const limit = Number(error?.match(/within (\d+) ms/)?.[1] ?? timeoutMs);
-        log("loader_timeout", { key, timeoutMs: limit, ...(error ? { error } : {}) });
-        return new LoaderTimeoutError(key, limit);
-      };
-      /**
-       * stale-if-error with tftcache unreachable: the loader failed, so the key's KV entry is served if it expired
-       * no more than staleIfErrorSeconds ago; otherwise the loader's error stands.
-       */
-      const staleFromKv = async (err: unknown): Promise<T> => {
-        const withinMs = Math.round((gsOpts?.staleIfErrorSeconds ?? 0) * 1000);
-        if (withinMs <= 0 || !opts.kv) throw err;
-        const now = Date.now();
-        const read = await readCachedSnapshot(opts.kv, now);
-        const entry = read.ok ? read.entry(key) : undefined;
-        if (!entry || entry.expiresAt + withinMs <= now) throw err;
-        counters.stale++;
-        log("stale_if_error", { key, source: "kv", expiredMsAgo: Math.max(0, now - entry.expiresAt), error: errorMessage(err) });
-        return entry.value as T;
-      };
-      /** The loader's value without the cache: the load this call already started, else a fresh one, bounded. */
-      const uncached = async (): Promise<T> => {
-        counters.loads++;
-        const settled = await settleWithin(own ? () => own! : () => (own = run()), timeoutMs);
-        if (settled.status === "ok") return settled.value;
-        if (settled.status === "threw") throw settled.error;
-        throw timedOut();
-      };
-
-      let r: ServiceGetOrSet;
-      try {
-        if (!binding) throw new Error(NO_BINDING);
-        r = await binding.getOrSet(key, tracked, gsOpts);
-      } catch (err) {
-        const reason = binding ? `tftcache unreachable: ${errorMessage(err)}` : NO_BINDING;
-        if (binding) counters.errors++;
-        const kv = limitAge(await fromKvOne(key, reason), key, gsOpts);
-        if (kv.found) {
-          counters.hits++;
-          return kv.value as T;
-        }
-        counters.misses++;
-        return uncached().catch((err: unknown) => staleFromKv(err));
-      }
-
-      if (!r.ok) {
-        counters.misses++;
-        if (r.code === "loader_timeout") throw timedOut(r.error);
-        // The caller's own loader ran: its outcome is the answer (its error is the caller's to handle).
-        if (own) {
-          const settled = await settleWithin(() => own!, timeoutMs);
-          if (settled.status === "threw") throw settled.error;
-          absorb("getorset_failed", key, r.error ?? r.code ?? "getOrSet failed");
-          counters.loads++;
-          if (settled.status === "timeout") throw timedOut();
-          return settled.value;
-        }
-        // Joined another request's load of this key, which failed: that is the loader's error, not the cache's.
-        if (r.code === "loader_failed") throw new Error(r.error ?? `loader for ${JSON.stringify(key)} failed`);
-        // The cache refused before loading (key, TTL, options) or could not store what another request loaded.
-        absorb("getorset_failed", key, r.error ?? r.code ?? "getOrSet failed");
-        return uncached();
-      }
-
-      if (r.source === "kv") counters.fallbacks++;
-      if (r.state === "hit") counters.hits++;
-      else if (r.state === "stale") {
-        counters.hits++;
-        counters.stale++;
-        // stale-if-error: the loader just failed (or the key is backing off after it did): no refresh now.
-        if (r.staleIfError) log("stale_if_error", { key, source: r.source });
-        else if (opts.ctx && binding) {
-          const b = binding;
-          const background = timed(loader); // a plain function crosses RPC; the timed wrapper stays here
-          opts.ctx.waitUntil(
-            b
-              .refresh(key, () => background(), gsOpts)
-              .then((res) => {
-                if (!res.ok) log("refresh_failed", { key, code: res.code, error: res.error });
-              })
-              .catch((err: unknown) => log("refresh_failed", { key, error: errorMessage(err) })),
-          );
-        }
-      } else {
-        counters.misses++;
-        if (r.state === "loaded" || r.state === "uncached") counters.loads++;
-      }
-      log(r.state === "hit" || r.state === "stale" ? "hit" : "miss", { key, state: r.state, source: r.source });
-      return r.value as T;
-    },
+    getOrSetWithInfo: getOrSetInfo,
 
     async deletePrefix(prefix, dpOpts) {
       try {

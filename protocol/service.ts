@@ -143,12 +143,15 @@ export interface ServiceRead {
 /** Which of the DO's tiers answered: its in-memory LRU, or its SQLite storage. */
 export type ReadTier = "memory" | "storage";
 
-/** Returns why a maxStalenessMs is unusable, or null. Undefined means no limit. */
+/** Returns why a maxStalenessMs is unusable, or null. Undefined (and Infinity) mean no limit; NaN is refused. */
 export function maxStalenessProblem(ms: unknown): string | null {
-  if (ms === undefined) return null;
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) return "maxStalenessMs must be a number of milliseconds, 0 or more";
+  if (ms === undefined || ms === Number.POSITIVE_INFINITY) return null;
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) return "maxStalenessMs must be a number of milliseconds, 0 or more (Infinity: no limit)";
   return null;
 }
+
+/** Returns why a staleIfErrorSeconds is unusable, or null (the same bounds as a TTL). Undefined means none. */
+export const staleIfErrorProblem = (seconds: unknown): string | null => ttlProblem(seconds)?.replace("ttlSeconds", "staleIfErrorSeconds") ?? null;
 
 /** Whether a value cached at `cachedAt` is too old for a caller that accepts at most `maxStalenessMs`. */
 export const tooOld = (cachedAt: number | undefined, now: number, maxStalenessMs: number | undefined): boolean =>
@@ -180,7 +183,7 @@ export interface ServiceGetOrSet {
 
 /** Returns why a loadTimeoutMs is unusable, or null. Undefined means the default. */
 export function loadTimeoutProblem(ms: unknown): string | null {
-  if (ms === undefined) return null;
+  if (ms === undefined || ms === Number.POSITIVE_INFINITY) return null;
   if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 1 || ms > MAX_LOAD_TIMEOUT_MS) {
     return `loadTimeoutMs must be an integer from 1 to ${MAX_LOAD_TIMEOUT_MS}`;
   }
@@ -205,8 +208,8 @@ export function getOrSetProblem(key: unknown, loader: unknown, opts: unknown): s
   if (t) return t;
   const swr = ttlProblem(o.staleWhileRevalidateSeconds);
   if (swr) return swr.replace("ttlSeconds", "staleWhileRevalidateSeconds");
-  const sie = ttlProblem(o.staleIfErrorSeconds);
-  if (sie) return sie.replace("ttlSeconds", "staleIfErrorSeconds");
+  const sie = staleIfErrorProblem(o.staleIfErrorSeconds);
+  if (sie) return sie;
   const neg = ttlProblem(o.negativeTtlSeconds);
   if (neg) return neg.replace("ttlSeconds", "negativeTtlSeconds");
   const jitter = ttlJitterProblem(o.ttlJitter);

@@ -1,5 +1,5 @@
 /**
- * The KV fallback's parsed snapshot, kept once per isolate.
+ * The KV fallback's parsed snapshot, kept per isolate and per source (KV binding or `kv` object).
  *
  * Reading `do_cache_entries` costs a download, a JSON parse and a digest over every entry: hundreds of ms of CPU
  * at 10,000 × 1 KiB, far past a Worker's 10 ms CPU budget if paid per request. So the verdict (verified, torn or
@@ -14,9 +14,14 @@
  * - With only `get` (a minimal binding), KV cannot say whether the key changed: the verdict is reused for at most
  *   SNAPSHOT_TRUST_MS, then read again.
  *
- * Torn and corrupt verdicts are kept the same way, so a damaged snapshot is refused without re-hashing it. One
- * snapshot per isolate: a new one replaces the old, which is dropped before the download starts. Concurrent reads
- * that need the same download share it (single flight).
+ * Torn and corrupt verdicts are kept the same way, so a damaged snapshot is refused without re-hashing it.
+ *
+ * The copy is kept per source: per `kv` object (a WeakMap keyed by it), never shared between two namespaces, so a
+ * read through namespace B can never be answered with namespace A's data. Env bindings are stable objects for the
+ * life of an isolate, so a binding's copy is reused across requests; a wrapper object created per request gets a
+ * fresh (empty) keeping each time: create such an object once per isolate (module scope) for it to be reused. One
+ * snapshot per source: a new one replaces the old, which is dropped before the download starts. Concurrent reads of
+ * one source that need the same download share it (single flight).
  */
 import { ENTRIES_KEY, type EntriesSnapshot, type SnapshotEntry } from "./snapshot.js";
 import { verifySnapshotText, type SnapshotRead } from "./snapshot-read.js";
@@ -49,8 +54,19 @@ interface Slot {
   loadedAt: number;
 }
 
-let slot: Slot | undefined;
-let inflight: { key: string | null; done: Promise<Slot> } | undefined;
+/** What one source (one `kv` object) keeps: its verified copy and its download in flight. */
+interface Kept {
+  slot?: Slot | undefined;
+  inflight?: { key: string | null; done: Promise<Slot> } | undefined;
+}
+
+/** Per source, so that two namespaces (or two get-only objects) read in one isolate never answer for each other. */
+let kept = new WeakMap<SnapshotKv, Kept>();
+const keptFor = (kv: SnapshotKv): Kept => {
+  let k = kept.get(kv);
+  if (!k) kept.set(kv, (k = {}));
+  return k;
+};
 /** Downloads (and verifications) this isolate has made: tests and the benchmark read it. */
 let downloads = 0;
 
@@ -80,9 +96,9 @@ function indexed(read: SnapshotRead): CachedSnapshotRead {
  * Downloads and verifies once for everyone who needs the same version (`flightKey`: the fingerprint, or "timed"
  * for a get-only source; null shares nothing, as a key without metadata cannot be recognised).
  */
-function download(flightKey: string | null, fingerprint: string | null, text: () => Promise<string | null>, now: number): Promise<Slot> {
-  if (flightKey !== null && inflight && inflight.key === flightKey) return inflight.done;
-  slot = undefined; // one snapshot per isolate: the old one goes before the new one is read
+function download(k: Kept, flightKey: string | null, fingerprint: string | null, text: () => Promise<string | null>, now: number): Promise<Slot> {
+  if (flightKey !== null && k.inflight && k.inflight.key === flightKey) return k.inflight.done;
+  k.slot = undefined; // one snapshot per source: the old one goes before the new one is read
   const done = (async (): Promise<Slot> => {
     let body: string | null;
     try {
@@ -94,13 +110,13 @@ function download(flightKey: string | null, fingerprint: string | null, text: ()
     downloads++;
     const next: Slot = { read: indexed(await verifySnapshotText(body)), fingerprint, loadedAt: now };
     // Kept only when it can be recognised again (a fingerprint, or a get-only source's time bound).
-    slot = next;
+    k.slot = next;
     return next;
   })();
   const flight = { key: flightKey, done };
-  inflight = flight;
+  k.inflight = flight;
   void done.finally(() => {
-    if (inflight === flight) inflight = undefined;
+    if (k.inflight === flight) k.inflight = undefined;
   });
   return done;
 }
@@ -110,10 +126,11 @@ function download(flightKey: string | null, fingerprint: string | null, text: ()
  * the caller's clock (the Worker's is movable in tests); a clock that went backwards counts as expired.
  */
 export async function readCachedSnapshot(kv: SnapshotKv, now: number): Promise<CachedSnapshotRead> {
+  const k = keptFor(kv);
   if (typeof kv.getWithMetadata !== "function") {
-    const held = slot;
+    const held = k.slot;
     if (held && now >= held.loadedAt && now - held.loadedAt < SNAPSHOT_TRUST_MS) return held.read;
-    return (await download("timed", null, () => kv.get(ENTRIES_KEY, "text"), now)).read;
+    return (await download(k, "timed", null, () => kv.get(ENTRIES_KEY, "text"), now)).read;
   }
   let probe: { value: ReadableStream | null; metadata: unknown };
   try {
@@ -123,26 +140,26 @@ export async function readCachedSnapshot(kv: SnapshotKv, now: number): Promise<C
   }
   const stream = probe.value;
   if (stream === null) {
-    slot = undefined;
+    k.slot = undefined;
     return { ok: false, status: "absent", reason: `${ENTRIES_KEY} is absent` };
   }
   const fingerprint = fingerprintOf(probe.metadata);
-  const held = slot;
+  const held = k.slot;
   if (fingerprint !== null && held && held.fingerprint === fingerprint) {
     stream.cancel().catch(() => {}); // KV says unchanged: the body is not needed
     return held.read;
   }
-  if (fingerprint !== null && inflight && inflight.key === fingerprint) {
+  const running = k.inflight;
+  if (fingerprint !== null && running && running.key === fingerprint) {
     stream.cancel().catch(() => {}); // another request is downloading this very version: share it
-    return (await inflight.done).read;
+    return (await running.done).read;
   }
-  return (await download(fingerprint, fingerprint, () => new Response(stream).text(), now)).read;
+  return (await download(k, fingerprint, fingerprint, () => new Response(stream).text(), now)).read;
 }
 
-/** Drops this isolate's copy (tests, and callers that know KV changed). */
+/** Drops this isolate's copies, of every source (tests, and callers that know KV changed). */
 export function forgetCachedSnapshot(): void {
-  slot = undefined;
-  inflight = undefined;
+  kept = new WeakMap();
 }
 
 /** How many times this isolate downloaded and verified the snapshot (tests, benchmark). */

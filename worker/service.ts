@@ -95,17 +95,24 @@ function fromDo(r: ReadThroughResult): ServiceGetOrSet {
 
 /**
  * stale-if-error with the DO bypassed or unreachable: the key's entry in the KV snapshot if it expired no more
- * than `withinMs` ago (KV keeps an entry stale-if-error retains until the DO drops it). Never from a torn snapshot.
+ * than `withinMs` ago (KV keeps an entry stale-if-error retains until the DO drops it) and is no older than
+ * `maxStalenessMs` (a hard limit, stale-if-error included). Never from a torn snapshot. The options were validated.
  */
-async function staleFromKv({ env, log }: Deps, key: string, withinMs: number, error: string): Promise<ServiceGetOrSet | null> {
-  if (withinMs <= 0) return null;
+async function staleFromKv({ env, log }: Deps, key: string, withinMs: number, maxStalenessMs: number | undefined, error: string): Promise<ServiceGetOrSet | null> {
+  if (!(withinMs > 0)) return null;
   const read = await readKvSnapshotCached(env.CACHE_DO_KV);
   if (!read.ok) return null;
   const now = clock.now();
   const entry = read.entry(key);
   if (!entry || entry.expiresAt + withinMs <= now) return null;
+  const { generation, writtenAt } = read.snapshot;
+  const ageMs = Math.max(0, now - entry.cachedAt, now - writtenAt);
+  if (maxStalenessMs !== undefined && ageMs > maxStalenessMs) {
+    log("info", "DUAL_CACHE_DO", "too_old", { key, source: "kv", ageMs, maxStalenessMs, staleIfError: true });
+    return null;
+  }
   log("warn", "DUAL_CACHE_DO", "stale_if_error", { key, source: "kv", error });
-  return { ok: true, value: entry.value, state: "stale", source: "kv", staleIfError: true };
+  return { ok: true, value: entry.value, state: "stale", source: "kv", staleIfError: true, cachedAt: entry.cachedAt, ageMs, generation };
 }
 
 /** getOrSet and refresh: the DO's single flight, or with the DO bypassed or unreachable a KV hit, else the loader uncached. */
@@ -121,8 +128,10 @@ async function readThrough(deps: Deps, op: "getOrSet" | "refresh", key: string, 
     }
   }
   const kv = await fromKvOne(deps, key, fallbackReason);
-  // maxStalenessMs: a KV copy older than the caller accepts is not served; the loader runs instead.
-  if (kv.found && !tooOld(kv.cachedAt, clock.now(), opts?.maxStalenessMs)) {
+  // maxStalenessMs: a KV copy older than the caller accepts (by its ageMs, which counts the snapshot's own age) is
+  // not served; the loader runs instead.
+  const max = opts?.maxStalenessMs;
+  if (kv.found && !(max !== undefined && (kv.ageMs === undefined ? tooOld(kv.cachedAt, clock.now(), max) : kv.ageMs > max))) {
     return { ok: true, value: kv.value, state: "hit", source: "kv", ...(kv.cachedAt === undefined ? {} : { cachedAt: kv.cachedAt }), ...(kv.ageMs === undefined ? {} : { ageMs: kv.ageMs }), ...(kv.generation === undefined ? {} : { generation: kv.generation }) };
   }
   const timeoutMs = effectiveLoadTimeout(opts);
@@ -133,7 +142,7 @@ async function readThrough(deps: Deps, op: "getOrSet" | "refresh", key: string, 
     settled.status === "timeout"
       ? { ok: false, source: "loader", code: "loader_timeout", error: `loader for ${name} did not settle within ${timeoutMs} ms` }
       : { ok: false, source: "loader", code: "loader_failed", error: `loader for ${name} failed: ${errorMessage(settled.error)}` };
-  return (await staleFromKv(deps, key, Math.round((opts?.staleIfErrorSeconds ?? 0) * 1000), failure.error!)) ?? failure;
+  return (await staleFromKv(deps, key, Math.round((opts?.staleIfErrorSeconds ?? 0) * 1000), opts?.maxStalenessMs, failure.error!)) ?? failure;
 }
 
 /**
