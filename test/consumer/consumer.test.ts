@@ -89,6 +89,43 @@ describe("examples/consumer → service binding → tftcache CacheService", () =
     expect(new Set(listed.map((k) => k.expiresAt)).size).toBeGreaterThan(1);
   });
 
+  it("provenance: /lookup says where a value came from and how old it is; maxStalenessMs refuses an older one", async () => {
+    await consumer(`/kv/${encodeURIComponent("prov:q")}`, { method: "PUT", body: JSON.stringify({ px: 1 }) });
+    const seen = await consumer(`/lookup/${encodeURIComponent("prov:q")}`);
+    expect(seen).toMatchObject({ key: "prov:q", found: true, value: { px: 1 }, stale: false, source: expect.stringMatching(/^(memory|do)$/) });
+    expect(seen.ageMs).toBeGreaterThanOrEqual(0);
+    expect(seen.generation).toBeGreaterThan(0);
+    expect(await consumer(`/lookup/${encodeURIComponent("prov:q")}?maxStalenessMs=600000`)).toMatchObject({ found: true, value: { px: 1 } });
+    // Once the value is older than 0 ms (at the next millisecond, however long the machine takes), it is refused.
+    await vi.waitFor(async () => {
+      const res = await bindings.CONSUMER.fetch(`http://consumer/lookup/${encodeURIComponent("prov:q")}?maxStalenessMs=0`);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ found: false, tooOld: true });
+    }, { timeout: 20_000, interval: 20 });
+    expect((await bindings.CONSUMER.fetch("http://consumer/lookup/prov%3Aq?maxStalenessMs=-1")).status).toBe(400);
+  });
+
+  it("refuses bad query parameters with 400 instead of guessing: a mode other than hard/soft, a non-numeric ttl or timeout", async () => {
+    for (const k of ["desk-11:a", "desk-11:b"]) await consumer(`/kv/${k}`, { method: "PUT", body: JSON.stringify({ qty: 1 }) });
+    for (const mode of ["Soft", "gentle", ""]) {
+      const res = await bindings.CONSUMER.fetch(`http://consumer/invalidate?prefix=desk-11%3A&mode=${mode}`, { method: "POST" });
+      expect(res.status, mode).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toMatch(/mode must be hard/);
+    }
+    expect((await bindings.CONSUMER.fetch("http://consumer/invalidate?prefix=desk-11%3A&mode=hard&mode=soft", { method: "POST" })).status).toBe(400);
+    expect((await consumer("/kv/desk-11:a")).found).toBe(true); // nothing was purged
+    const before = await upstreamCalls();
+    for (const query of ["ttl=abc", "ttl=0", "ttl=-5", "timeout=abc", "timeout=1.5", "timeout=0", "swr=x", "sie=1e3", "ttl=5&ttl=6"]) {
+      const res = await bindings.CONSUMER.fetch(`http://consumer/quote/AMD?${query}`);
+      expect(res.status, query).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toMatch(/must be|more than once/);
+    }
+    expect(await upstreamCalls()).toBe(before); // refused before the vendor was called
+    expect((await bindings.CONSUMER.fetch("http://consumer/batch?n=abc", { method: "POST" })).status).toBe(400);
+    expect((await bindings.CONSUMER.fetch("http://consumer/kv/%E0%A4%A", { method: "GET" })).status).toBe(400);
+    expect(await consumer("/invalidate?prefix=desk-11%3A&mode=soft", { method: "POST" })).toMatchObject({ mode: "soft", count: 2 });
+  });
+
   it("values set through the client are what tftcache's admin API returns", async () => {
     const put = await consumer("/kv/pos:desk-7", { method: "PUT", body: JSON.stringify({ qty: 300, px: 12.5 }) });
     expect(put.ok).toBe(true);
