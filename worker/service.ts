@@ -25,6 +25,7 @@ import type { ReadThroughResult } from "./cache/read-through.js";
 import { configOf, type CacheConfig } from "./config.js";
 import { cacheStub, type Env } from "./env.js";
 import { clock } from "./clock.js";
+import { prefixProblem } from "./cache/prefix-purge.js";
 import { readKvSnapshotCached } from "./kv-snapshot-reader.js";
 import { createLogger, type Logger } from "./log.js";
 
@@ -251,9 +252,9 @@ export class CacheService extends WorkerEntrypoint<Env> {
     const mode = "mode" in asked ? asked.mode : "hard";
     if (!this.#deps.config.featureFlagDoCache) return { ok: false, mode, count: 0, error: READ_ONLY };
     if ("problem" in asked) return { ok: false, mode, count: 0, error: asked.problem };
-    if (typeof prefix !== "string" || prefix === "") return { ok: false, mode, count: 0, error: "prefix must be a non-empty string" };
-    const invalid = keyProblem(prefix);
-    if (invalid) return { ok: false, mode, count: 0, error: invalid.replace(/^key/, "prefix") };
+    // The one prefix check (the admin route's and the DO's too): "." and ".." are prefixes like any other.
+    const invalid = prefixProblem(prefix);
+    if (invalid) return { ok: false, mode, count: 0, error: invalid };
     try {
       const r = await cacheStub(this.#deps.env).purgePrefix(prefix, mode);
       if (!r.ok) return { ok: false, mode, count: 0, error: "message" in r ? String(r.message) : "rejected" };

@@ -100,6 +100,18 @@ describe("purge by prefix, hard and soft: one DO operation for CacheService, the
     expect(await service().deletePrefix("fx:", { soft: true })).toMatchObject({ ok: true, mode: "soft", count: 1 });
   });
 
+  it("a prefix is checked once, the same way for RPC and HTTP: '.' is a prefix like any other; over 512 bytes is refused", async () => {
+    await putJson(entryPath(".cfg"), { value: 1 });
+    await putJson(entryPath("..cfg"), { value: 2 });
+    await putJson(entryPath("keep"), { value: 3 });
+    expect(await service().deletePrefix("..")).toMatchObject({ ok: true, count: 1 });
+    expect(await service().deletePrefix(".")).toMatchObject({ ok: true, count: 1 });
+    expect(await keysNow()).toEqual(["keep"]);
+    const long = "p".repeat(513);
+    expect(await service().deletePrefix(long)).toMatchObject({ ok: false, error: expect.stringMatching(/512 bytes/) });
+    expect((await apiJson(`/api/v1/cache/entries?prefix=${long}`, { method: "DELETE" })).status).toBe(400);
+  });
+
   it("refuses an empty prefix, an unknown mode and contradictory options; the flag off refuses it (read-only)", async () => {
     await putJson(entryPath("quote:A"), { value: 1 });
     expect((await apiJson("/api/v1/cache/entries?prefix=quote%3A&mode=gentle", { method: "DELETE" })).status).toBe(400);
