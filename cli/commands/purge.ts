@@ -35,7 +35,10 @@ export async function purgeCommand(ctx: CommandContext, opts: { prefix?: string;
     return EXIT.OK;
   }
   if (keys.length === 0) {
-    if (ctx.out.json) ctx.out.document(soft ? { prefix, deleted: 0, mode: "soft", marked: 0, generation: null } : { prefix, deleted: 0, generation: null });
+    // No live key matches, but expired rows that stale-if-error keeps (invisible to a listing) may: a hard purge is
+    // still sent, without asking, so that none of them is served after an invalidation. It deletes nothing visible.
+    const result = soft ? null : await admin.purge(prefix, { soft: false });
+    if (ctx.out.json) ctx.out.document(result ?? { prefix, deleted: 0, mode: "soft", marked: 0, generation: null });
     else ctx.out.print(`nothing to purge: no keys start with ${quoted(prefix)}`);
     return EXIT.OK;
   }

@@ -89,6 +89,21 @@ describe("purge --prefix", () => {
     expect(r.stdout).toMatch(/purged 3 entries with keys starting "session:" \(generation 20; KV follows with the next flush\)/);
   });
 
+  it("no live key matches: says so, and still sends the hard purge (no prompt) so expired rows stale-if-error keeps go too", async () => {
+    const agent = mockAgent();
+    listing(agent, 0);
+    let purges = 0;
+    agent.get(W).intercept({ path: "/api/v1/cache/entries?prefix=session%3A", method: "DELETE" }).reply(200, () => (purges++, ok({ prefix: "session:", deleted: 0, generation: 21 })), json);
+    const r = await cli([...target, "purge", "--prefix", "session:"], { agent });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/nothing to purge: no keys start with "session:"/);
+    expect(purges).toBe(1);
+    // --soft has nothing to mark: no request.
+    const soft = await cli([...target, "purge", "--prefix", "session:", "--soft"], { agent });
+    expect(soft.code).toBe(0);
+    expect(purges).toBe(1);
+  });
+
   it("asks on a terminal, and 'no' deletes nothing (exit 2)", async () => {
     const agent = mockAgent();
     listing(agent, 3);
