@@ -11,6 +11,8 @@ import { createRedactor } from "./redact.js";
 /** Test seams: an undici dispatcher (MockAgent) and a clock-free sleep. */
 export interface RunOptions {
   dispatcher?: Dispatcher;
+  /** Runs once a command (not --help or --version) is about to load: the process entry sets V8 flags here. */
+  beforeCommand?: () => Promise<void>;
   sleep?: (ms: number) => Promise<void>;
   retries?: number;
 }

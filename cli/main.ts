@@ -95,6 +95,16 @@ function processIo(): Io {
   };
 }
 
+/**
+ * undici parses HTTP with llhttp compiled to WebAssembly. V8 re-compiles hot wasm with TurboFan on background
+ * threads, and node waits for those compiles before it exits: ~150-250 ms of nothing after every command that made
+ * a request. Liftoff, V8's baseline wasm compiler, is plenty for parsing a few responses. Set before a command
+ * loads undici, and only then: importing node:v8 costs --version and --help ~15 ms they do not need to spend.
+ */
+async function baselineWasmOnly(): Promise<void> {
+  (await import("node:v8")).setFlagsFromString("--liftoff-only");
+}
+
 /** The process entry used by bin/tftcache. */
 export async function main(): Promise<void> {
   const io = processIo();
@@ -105,5 +115,5 @@ export async function main(): Promise<void> {
     process.stderr.write("error: stdout was closed before the whole export was written (EPIPE): nothing usable was exported\n");
     process.exit(2);
   });
-  process.exitCode = await run(process.argv.slice(2), io);
+  process.exitCode = await run(process.argv.slice(2), io, { beforeCommand: baselineWasmOnly });
 }

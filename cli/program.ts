@@ -31,6 +31,7 @@ export function buildProgram(io: Io, run: RunOptions, result: { exitCode: number
       const cmd = args[args.length - 1] as Command;
       // Commander passes the positional arguments, then the options object, then the command.
       const positional = args.slice(0, -1) as A;
+      await run.beforeCommand?.();
       const [{ CommandContext }, fn] = await Promise.all([import("./context.js"), load()]);
       result.context = new CommandContext(io, cmd.optsWithGlobals() as GlobalFlags, run);
       result.exitCode = await fn(result.context, ...positional);

@@ -41,6 +41,7 @@ describe("start-up loads only what --version and --help need", () => {
       expect(r.stdout).toMatch(args[0] === "--version" ? /^0\.1\.0\n$/ : /Usage: tftcache/);
       expect(r.modules.filter((m) => m.includes("/node_modules/"))).toEqual([]);
       expect(sourcesOf(r.modules).filter((m) => HEAVY.test(m))).toEqual([]);
+      expect(r.modules).not.toContain("node:v8"); // the wasm flag is set for commands only (cli/main.ts)
       expect(r.modules.some((m) => m.endsWith("/dist/cli/entry.js"))).toBe(true); // the hook saw the CLI load
     });
   }
@@ -57,6 +58,7 @@ describe("start-up loads only what --version and --help need", () => {
     expect(r.modules.filter((m) => m.includes("/node_modules/"))).toEqual([]);
     expect(r.modules.some((m) => /\/dist\/cli\/chunks\/stats-\w+\.js$/.test(m))).toBe(true);
     expect(sourcesOf(r.modules).some((m) => m.includes("node_modules/undici/"))).toBe(true); // the check can see a heavy source
+    expect(r.modules).toContain("node:v8"); // V8 told to keep undici's wasm on its baseline compiler before it loads
   });
 
   it("the start-up bundle is current: built from dist/cli/main.js by npm run build", () => {
