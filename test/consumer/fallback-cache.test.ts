@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { createCacheClient, type CacheServiceBinding, type SnapshotKv } from "../../client/index.js";
-import { ENTRIES_KEY, digestEntries, forgetCachedSnapshot, type SnapshotEntry } from "../../protocol/index.js";
+import { createCacheClient, type CacheServiceBinding } from "../../client/index.js";
+import { forgetCachedSnapshot } from "../../protocol/index.js";
+import { meteredKv, writeKvSnapshot } from "./kv-meter.js";
 
 /*
  * Issue 15 across a real Worker boundary: the KV-only tftcache (FEATURE_FLAG_DO_CACHE=false) answers through its
@@ -14,36 +15,10 @@ const down = new Proxy({}, { get: () => async () => { throw new Error("Network c
 
 beforeEach(() => forgetCachedSnapshot());
 
-/** Writes the KV-only tftcache's snapshot with a flush's key metadata; `torn` changes a value after the digest. */
-async function writeSnapshot(generation: number, values: Record<string, unknown>, torn = false): Promise<void> {
-  const now = Date.now();
-  const entries: Array<[string, SnapshotEntry]> = Object.entries(values).map(([key, value]) => [key, { value, expiresAt: now + 3_600_000, lastAccessed: now, cachedAt: now }]);
-  const digest = await digestEntries(entries);
-  if (torn) entries[0]![1].value = { torn: true };
-  await bindings.KV_ONLY_KV.put(ENTRIES_KEY, JSON.stringify({ format: 1, generation, writtenAt: now, digest, entries }), { metadata: { format: 1, generation, writtenAt: now, digest } });
-}
-
+/** The KV-only tftcache's snapshot, written now with a flush's key metadata (see kv-meter.ts). */
+const writeSnapshot = (generation: number, values: Record<string, unknown>, torn = false) => writeKvSnapshot(bindings.KV_ONLY_KV, generation, Date.now(), values, torn);
 /** KV_ONLY_KV, counting reads and the ones whose body was actually delivered (downloads). */
-function countingKv() {
-  const counts = { reads: 0, downloads: 0 };
-  const kv: SnapshotKv = {
-    get: (key, type) => (counts.reads++, counts.downloads++, bindings.KV_ONLY_KV.get(key, type)),
-    getWithMetadata: async (key) => {
-      counts.reads++;
-      const r = await bindings.KV_ONLY_KV.getWithMetadata(key, "stream");
-      if (!r.value) return r;
-      let delivered = false;
-      const meter = new TransformStream({
-        transform(chunk, out) {
-          if (!delivered) (delivered = true), counts.downloads++;
-          out.enqueue(chunk);
-        },
-      });
-      return { value: r.value.pipeThrough(meter), metadata: r.metadata };
-    },
-  };
-  return { kv, counts };
-}
+const countingKv = () => meteredKv(bindings.KV_ONLY_KV);
 
 describe("KV fallback through a real service binding (issue 15)", () => {
   it("the client's fallback reads KV 100 times for 100 gets but downloads the snapshot once; a new generation once more", async () => {

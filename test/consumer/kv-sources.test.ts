@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { createCacheClient, type CacheServiceBinding, type SnapshotKv } from "../../client/index.js";
-import { ENTRIES_KEY, digestEntries, forgetCachedSnapshot, type SnapshotEntry } from "../../protocol/index.js";
+import { createCacheClient, type CacheServiceBinding } from "../../client/index.js";
+import { forgetCachedSnapshot } from "../../protocol/index.js";
+import { meteredKv, writeKvSnapshot } from "./kv-meter.js";
 
 /*
  * The KV fallback's verified copy is kept per source (protocol/snapshot-cache.ts): two namespaces read in one
@@ -15,34 +16,9 @@ const down = new Proxy({}, { get: () => async () => { throw new Error("Network c
 beforeEach(() => forgetCachedSnapshot());
 
 /** A snapshot with a flush's key metadata; both namespaces get the same generation and writtenAt. */
-async function writeSnapshot(ns: KVNamespace, generation: number, writtenAt: number, values: Record<string, unknown>): Promise<void> {
-  const entries: Array<[string, SnapshotEntry]> = Object.entries(values).map(([key, value]) => [key, { value, expiresAt: writtenAt + 3_600_000, lastAccessed: writtenAt, cachedAt: writtenAt }]);
-  const digest = await digestEntries(entries);
-  await ns.put(ENTRIES_KEY, JSON.stringify({ format: 1, generation, writtenAt, digest, entries }), { metadata: { format: 1, generation, writtenAt, digest } });
-}
-
-/** A namespace's binding, counting the reads whose body was actually delivered (downloads). */
-function counting(ns: KVNamespace, getOnly: boolean) {
-  const counts = { downloads: 0 };
-  const get = (key: string, type: "text") => (counts.downloads++, ns.get(key, type));
-  if (getOnly) return { kv: { get } as SnapshotKv, counts };
-  const kv: SnapshotKv = {
-    get,
-    getWithMetadata: async (key) => {
-      const r = await ns.getWithMetadata(key, "stream");
-      if (!r.value) return r;
-      let delivered = false;
-      const meter = new TransformStream({
-        transform(chunk, out) {
-          if (!delivered) (delivered = true), counts.downloads++;
-          out.enqueue(chunk);
-        },
-      });
-      return { value: r.value.pipeThrough(meter), metadata: r.metadata };
-    },
-  };
-  return { kv, counts };
-}
+const writeSnapshot = writeKvSnapshot;
+/** A namespace's binding (or a get-only object over it), counting the reads whose body was delivered. */
+const counting = (ns: KVNamespace, getOnly: boolean) => meteredKv(ns, { getOnly });
 
 describe("two KV namespaces in one isolate (issue 15 review)", () => {
   it("read alternately through their bindings: each answers its own data, and each is downloaded once", async () => {
