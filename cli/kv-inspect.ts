@@ -80,6 +80,12 @@ export async function inspectKv(kv: KvRestClient, opts: { stats: boolean } = { s
   return inspectKvTexts(await readKvTexts(kv, opts));
 }
 
+/**
+ * Entries live when the snapshot was written: what the flush record, the key metadata and do_cache_stats count.
+ * The rows stale-if-error keeps past their expiry travel in the snapshot but are not entries anyone is served.
+ */
+export const liveAtWrite = (snap: EntriesSnapshot): number => snap.entries.reduce((n, [, e]) => n + (e.expiresAt > snap.writtenAt ? 1 : 0), 0);
+
 const sha256Of = (bytes: Buffer) => DIGEST_PREFIX + createHash("sha256").update(bytes).digest("hex");
 
 /**
@@ -104,7 +110,7 @@ export async function inspectKvTexts(texts: KvTexts, flushed?: FlushedSnapshot, 
   } else if (entriesText === null) entries = { key: ENTRIES_KEY, state: "missing" };
   else if (parsedAsWritten?.ok) {
     snapshot = parsedAsWritten.value;
-    entries = { key: ENTRIES_KEY, state: "present", generation: snapshot.generation, writtenAt: snapshot.writtenAt, digest: snapshot.digest, entries: snapshot.entries.length };
+    entries = { key: ENTRIES_KEY, state: "present", generation: snapshot.generation, writtenAt: snapshot.writtenAt, digest: snapshot.digest, entries: liveAtWrite(snapshot) };
   } else {
     const verified = await verifySnapshotCanonical(entriesText);
     if (!verified.ok && verified.status === "corrupt") entries = { key: ENTRIES_KEY, state: "unreadable", error: verified.reason };
@@ -117,7 +123,7 @@ export async function inspectKvTexts(texts: KvTexts, flushed?: FlushedSnapshot, 
         generation: snapshot.generation,
         writtenAt: snapshot.writtenAt,
         digest: snapshot.digest,
-        entries: snapshot.entries.length,
+        entries: liveAtWrite(snapshot),
         ...(verified.ok ? {} : { actualDigest: verified.actualDigest, error: verified.reason }),
       };
     }

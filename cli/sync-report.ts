@@ -1,7 +1,7 @@
 import type { KvStatus } from "../protocol/index.js";
 import { allMatch, compareSnapshots, type CompareItem, type Comparison } from "./compare.js";
 import type { CommandContext } from "./context.js";
-import { inspectKvTexts, readKvTexts, type KvInspection, type EntriesKeyReport, type StatsKeyReport } from "./kv-inspect.js";
+import { inspectKvTexts, liveAtWrite, readKvTexts, type KvInspection, type EntriesKeyReport, type StatsKeyReport } from "./kv-inspect.js";
 
 export interface LagReport {
   /** DO generation minus KV generation (0 when in step). */
@@ -55,7 +55,7 @@ export async function buildSyncReport(
   const same = !opts.full && kv.entries.state === "present" && kv.snapshot !== null && kv.entries.generation === meta.generation && kv.entries.digest === meta.digest;
   const doSnap = same ? kv.snapshot! : await admin.snapshot();
   const comparison = same ? allMatch(doSnap, now) : compareSnapshots(doSnap, kv.snapshot, now, kv.canonical);
-  return judge({ generation: doSnap.generation, entries: doSnap.entries.length, digest: doSnap.digest }, comparison, meta.kv, kv, opts, now);
+  return judge({ generation: doSnap.generation, entries: liveAtWrite(doSnap), digest: doSnap.digest }, comparison, meta.kv, kv, opts, now);
 }
 
 /** The verdict on KV against the DO: `doSide` describes the DO's snapshot, `comparison` its entries against KV's. */
@@ -81,7 +81,7 @@ export function judge(
       problems.push(`do_cache_stats (generation ${kv.stats.generation}) is newer than do_cache_entries (generation ${e.generation}): the pair contradicts itself`);
     }
     // Live when written: a record's entries all were; a parsed snapshot's are counted.
-    const live = kv.asFlushed ? kv.asFlushed.entries : kv.snapshot ? kv.snapshot.entries.filter(([, x]) => x.expiresAt > kv.snapshot!.writtenAt).length : null;
+    const live = kv.asFlushed ? kv.asFlushed.entries : kv.snapshot ? liveAtWrite(kv.snapshot) : null;
     if (kv.statsDoc && live !== null && e.state === "present" && kv.stats.generation === e.generation) {
       if (kv.statsDoc.size !== live) problems.push(`do_cache_stats says size ${kv.statsDoc.size} but do_cache_entries holds ${live} live entries`);
     }
