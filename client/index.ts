@@ -25,6 +25,7 @@ import {
 } from "../protocol/service.js";
 import { MAX_GET_MANY_KEYS } from "../protocol/limits.js";
 import { readCachedSnapshot, type SnapshotKv } from "../protocol/snapshot-cache.js";
+import { kvHit, kvStaleIfError } from "../protocol/kv-answer.js";
 
 export type { DeletePrefixOptions, GetOrSetOptions, ServiceRead, SetOptions, SnapshotKv };
 export { SNAPSHOT_TRUST_MS } from "../protocol/snapshot-cache.js";
@@ -215,13 +216,7 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
     return keyedRecord(
       keys.map((key): [string, ServiceRead] => {
         const entry = read?.ok ? read.find(key, now) : undefined;
-        if (read?.ok && entry) {
-          const { generation, writtenAt } = read.snapshot;
-          // An entry is never younger than the snapshot holding it: its age counts the flush delay and KV's caching.
-          const hit: ServiceRead = { found: true, value: entry.value, source: "kv", cachedAt: entry.cachedAt, ageMs: Math.max(0, now - entry.cachedAt, now - writtenAt), generation, snapshotWrittenAt: writtenAt };
-          if (entry.freshUntil !== undefined && entry.freshUntil <= now) hit.stale = true;
-          return [key, hit];
-        }
+        if (read?.ok && entry) return [key, kvHit(read, entry, now)];
         if (!read) return [key, { found: false, source: "none", fallbackReason: reason }];
         return [key, read.ok ? { found: false, source: "kv" } : { found: false, source: "none", fallbackReason: `${reason}; ${read.reason}` }];
       }),
@@ -336,16 +331,15 @@ export function createCacheClient(binding: CacheServiceBinding | undefined, opts
       const now = Date.now();
       const read = await readCachedSnapshot(opts.kv, now);
       if (!read.ok) throw err;
-      const entry = read.entry(key);
-      if (!entry || entry.expiresAt + withinMs <= now) throw err;
-      const { generation, writtenAt } = read.snapshot;
-      const ageMs = Math.max(0, now - entry.cachedAt, now - writtenAt);
       const max = gsOpts?.maxStalenessMs;
+      const stale = kvStaleIfError(read, key, now, withinMs, max);
+      if (stale === null) throw err;
       // maxStalenessMs is a hard limit: stale-if-error never serves a value older than it.
-      if (max !== undefined && ageMs > max) {
-        log("too_old", { key, source: "kv", ageMs, maxStalenessMs: max, staleIfError: true });
+      if ("tooOldMs" in stale) {
+        log("too_old", { key, source: "kv", ageMs: stale.tooOldMs, maxStalenessMs: max, staleIfError: true });
         throw err;
       }
+      const { entry, ageMs, generation } = stale;
       counters.stale++;
       log("stale_if_error", { key, source: "kv", expiredMsAgo: Math.max(0, now - entry.expiresAt), error: errorMessage(err) });
       return { value: entry.value as T, source: "kv", ageMs, stale: true, staleIfError: true, generation, cachedAt: entry.cachedAt };

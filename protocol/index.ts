@@ -7,3 +7,4 @@ export * from "./version.js";
 export * from "./snapshot-read.js";
 export * from "./service.js";
 export * from "./snapshot-cache.js";
+export * from "./kv-answer.js";

@@ -7,6 +7,8 @@ import {
   getOrSetProblem,
   keyProblem,
   keyedRecord,
+  kvHit,
+  kvStaleIfError,
   settleWithin,
   tooOld,
   ttlProblem,
@@ -74,14 +76,7 @@ async function fromKv({ env, log }: Deps, keys: string[], reason: string): Promi
   const now = clock.now();
   return keys.map((key): [string, ServiceRead] => {
     const entry = read.ok ? read.find(key, now) : undefined;
-    if (read.ok && entry) {
-      const { generation, writtenAt } = read.snapshot;
-      // An entry is never younger than the snapshot holding it: its age counts the flush delay and KV's caching.
-      const ageMs = Math.max(0, now - entry.cachedAt, now - writtenAt);
-      const hit: ServiceRead = { found: true, value: entry.value, expiresAt: entry.expiresAt, source: "kv", fallbackReason: reason, cachedAt: entry.cachedAt, ageMs, generation, snapshotWrittenAt: writtenAt };
-      if (entry.freshUntil !== undefined && entry.freshUntil <= now) hit.stale = true;
-      return [key, hit];
-    }
+    if (read.ok && entry) return [key, { ...kvHit(read, entry, now), fallbackReason: reason }];
     return [key, { found: false, source: read.ok ? "kv" : "none", fallbackReason: read.ok ? reason : `${reason}; ${read.reason}` }];
   });
 }
@@ -103,16 +98,14 @@ async function staleFromKv({ env, log }: Deps, key: string, withinMs: number, ma
   if (!(withinMs > 0)) return null;
   const read = await readKvSnapshotCached(env.CACHE_DO_KV);
   if (!read.ok) return null;
-  const now = clock.now();
-  const entry = read.entry(key);
-  if (!entry || entry.expiresAt + withinMs <= now) return null;
-  const { generation, writtenAt } = read.snapshot;
-  const ageMs = Math.max(0, now - entry.cachedAt, now - writtenAt);
-  if (maxStalenessMs !== undefined && ageMs > maxStalenessMs) {
-    log("info", "DUAL_CACHE_DO", "too_old", { key, source: "kv", ageMs, maxStalenessMs, staleIfError: true });
+  const stale = kvStaleIfError(read, key, clock.now(), withinMs, maxStalenessMs);
+  if (stale === null) return null;
+  if ("tooOldMs" in stale) {
+    log("info", "DUAL_CACHE_DO", "too_old", { key, source: "kv", ageMs: stale.tooOldMs, maxStalenessMs, staleIfError: true });
     return null;
   }
   log("warn", "DUAL_CACHE_DO", "stale_if_error", { key, source: "kv", error });
+  const { entry, ageMs, generation } = stale;
   return { ok: true, value: entry.value, state: "stale", source: "kv", staleIfError: true, cachedAt: entry.cachedAt, ageMs, generation };
 }
 
