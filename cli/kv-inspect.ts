@@ -102,30 +102,27 @@ export async function inspectKvTexts(texts: KvTexts, flushed?: FlushedSnapshot, 
   let entries: EntriesKeyReport;
   const asWritten = texts.entries !== null && flushed !== undefined && sha256Of(texts.entries) === flushed.sha256;
   const allLive = flushed !== undefined && (flushed.validUntil === null || opts.now < flushed.validUntil);
-  const entriesText = texts.entries === null || (asWritten && !opts.needKeys && allLive) ? null : texts.entries.toString("utf8");
-  const parsedAsWritten = asWritten && entriesText !== null ? parseEntriesSnapshot(entriesText) : null;
-  if (asWritten && entriesText === null) {
+  /** The report of a readable snapshot (or of the record describing one): its header and live entry count. */
+  const describe = (s: { generation: number; writtenAt: number; digest: string }, live: number, state: "present" | "torn" = "present"): EntriesKeyReport =>
+    ({ key: ENTRIES_KEY, state, generation: s.generation, writtenAt: s.writtenAt, digest: s.digest, entries: live });
+  if (texts.entries === null) entries = { key: ENTRIES_KEY, state: "missing" };
+  else if (asWritten && allLive && !opts.needKeys) {
     asFlushed = flushed!;
-    entries = { key: ENTRIES_KEY, state: "present", generation: asFlushed.generation, writtenAt: asFlushed.writtenAt, digest: asFlushed.digest, entries: asFlushed.entries };
-  } else if (entriesText === null) entries = { key: ENTRIES_KEY, state: "missing" };
-  else if (parsedAsWritten?.ok) {
-    snapshot = parsedAsWritten.value;
-    entries = { key: ENTRIES_KEY, state: "present", generation: snapshot.generation, writtenAt: snapshot.writtenAt, digest: snapshot.digest, entries: liveAtWrite(snapshot) };
+    entries = describe(asFlushed, asFlushed.entries);
   } else {
-    const verified = await verifySnapshotCanonical(entriesText);
-    if (!verified.ok && verified.status === "corrupt") entries = { key: ENTRIES_KEY, state: "unreadable", error: verified.reason };
-    else {
-      snapshot = verified.snapshot;
-      canonical = verified.canonical;
-      entries = {
-        key: ENTRIES_KEY,
-        state: verified.ok ? "present" : "torn",
-        generation: snapshot.generation,
-        writtenAt: snapshot.writtenAt,
-        digest: snapshot.digest,
-        entries: liveAtWrite(snapshot),
-        ...(verified.ok ? {} : { actualDigest: verified.actualDigest, error: verified.reason }),
-      };
+    const text = texts.entries.toString("utf8");
+    const parsedAsWritten = asWritten ? parseEntriesSnapshot(text) : null;
+    if (parsedAsWritten?.ok) {
+      snapshot = parsedAsWritten.value;
+      entries = describe(snapshot, liveAtWrite(snapshot));
+    } else {
+      const verified = await verifySnapshotCanonical(text);
+      if (!verified.ok && verified.status === "corrupt") entries = { key: ENTRIES_KEY, state: "unreadable", error: verified.reason };
+      else {
+        snapshot = verified.snapshot;
+        canonical = verified.canonical;
+        entries = { ...describe(snapshot, liveAtWrite(snapshot), verified.ok ? "present" : "torn"), ...(verified.ok ? {} : { actualDigest: verified.actualDigest, error: verified.reason }) };
+      }
     }
   }
   let statsDoc: StatsSnapshot | null = null;
