@@ -40,6 +40,7 @@ import { EntryIndex } from "./entry-index.js";
 import { keptUntil, type MemoryEntry } from "./memory.js";
 import { purgePrefix } from "./prefix-purge.js";
 import { STAGE_TTL_MS, commitRestore, stageRestore, type RestoreHost } from "./restore.js";
+import type { MutationHost } from "./mutation-host.js";
 import { ReadThrough, type ReadThroughResult } from "./read-through.js";
 import { servableStale } from "./stale-if-error.js";
 import { SnapshotMemo, snapshotText, type LiveEntry, type SnapshotText } from "./snapshot-builder.js";
@@ -465,10 +466,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   purgePrefix(prefix: string, mode: PurgeMode = "hard"): Promise<Result<PurgeResult>> {
     return purgePrefix(
       {
-        index: this.index,
-        store: this.store,
-        mutate: (change) => this.mutate(change),
-        afterMutation: () => this.afterMutation(),
+        ...this.mutationHost(),
         dropped: (keys, evicted) => {
           for (const key of keys) this.touched.delete(key);
           if (evicted) {
@@ -477,8 +475,6 @@ export class CacheDurableObject extends DurableObject<Env> {
           }
         },
         forgetPrefix: (p) => this.readThrough.forgetPrefix(p),
-        generation: () => this.generation,
-        log: this.log,
       },
       prefix,
       mode,
@@ -503,14 +499,23 @@ export class CacheDurableObject extends DurableObject<Env> {
     return { stage, discarded: this.store.deleteStage(stage) };
   }
 
-  private restoreHost(): RestoreHost {
+  /** What prefix-purge.ts and restore.ts share: memory, SQLite, and the one way of changing them. */
+  private mutationHost(): MutationHost {
     return {
-      store: this.store,
       index: this.index,
-      maxBytes: this.config.maxBytes,
-      now: () => this.now(),
+      store: this.store,
       mutate: (change) => this.mutate(change),
       afterMutation: () => this.afterMutation(),
+      generation: () => this.generation,
+      log: this.log,
+    };
+  }
+
+  private restoreHost(): RestoreHost {
+    return {
+      ...this.mutationHost(),
+      maxBytes: this.config.maxBytes,
+      now: () => this.now(),
       ensureAlarm: () => this.ensureAlarm(),
       stageOpened: (since) => {
         this.oldestStage = Math.min(this.oldestStage ?? Number.POSITIVE_INFINITY, since);
@@ -524,8 +529,6 @@ export class CacheDurableObject extends DurableObject<Env> {
         this.earliestExpiry = Math.min(this.earliestExpiry, expiresAt);
       },
       digest: async () => (await this.buildSnapshot(this.now())).digest,
-      generation: () => this.generation,
-      log: this.log,
     };
   }
 

@@ -1,23 +1,13 @@
 import { MAX_KEY_BYTES, SNAPSHOT_FRESH_UNTIL_BYTES, utf8Length, type PurgeMode, type PurgeResult } from "../../protocol/index.js";
-import type { Logger } from "../log.js";
 import { fail, ok, type Result } from "../result.js";
-import type { EntryIndex } from "./entry-index.js";
-import type { EntryStorage } from "./storage.js";
+import type { MutationHost } from "./mutation-host.js";
 
 /** What a prefix purge needs from the cache (CacheDurableObject passes its own parts). */
-export interface PurgeHost {
-  index: EntryIndex;
-  store: EntryStorage;
-  /** One SQLite transaction and one new generation (see CacheDurableObject.mutate). */
-  mutate(change: () => void): void;
-  /** Marks the KV snapshot owed: one coalesced flush, however many keys changed. */
-  afterMutation(): Promise<void>;
+export interface PurgeHost extends MutationHost {
   /** Keys deleted or evicted: dropped from the lazily persisted read times. */
   dropped(keys: string[], evicted: boolean): void;
   /** Cached "not found" answers and loader backoff under the prefix no longer apply. */
   forgetPrefix(prefix: string): void;
-  generation(): number;
-  log: Logger;
 }
 
 /**

@@ -1,9 +1,8 @@
 import { digestRows, snapshotEntryBytes, type RestoreResult, type RestoreStaged } from "../../protocol/index.js";
-import type { Logger } from "../log.js";
 import { fail, ok, type Result } from "../result.js";
-import type { EntryIndex } from "./entry-index.js";
 import type { MemoryEntry } from "./memory.js";
-import type { EntryStorage, StagedEntry } from "./storage.js";
+import type { StagedEntry } from "./storage.js";
+import type { MutationHost } from "./mutation-host.js";
 
 /** Restore stages not committed within this long are discarded (by the alarm). */
 export const STAGE_TTL_MS = 3_600_000;
@@ -11,15 +10,9 @@ export const STAGE_TTL_MS = 3_600_000;
 export const MAX_STAGE_BYTES = 64 * 1024 * 1024;
 
 /** What a restore needs from the cache (CacheDurableObject passes its own parts). */
-export interface RestoreHost {
-  store: EntryStorage;
-  index: EntryIndex;
+export interface RestoreHost extends MutationHost {
   maxBytes: number;
   now(): number;
-  /** One SQLite transaction and one new generation (see CacheDurableObject.mutate). */
-  mutate(change: () => void): void;
-  /** Marks the KV snapshot owed and schedules the alarm. */
-  afterMutation(): Promise<void>;
   ensureAlarm(): Promise<void>;
   /** A stage was opened at `since`: the alarm discards it STAGE_TTL_MS later unless it is committed. */
   stageOpened(since: number): void;
@@ -29,8 +22,6 @@ export interface RestoreHost {
   scheduleExpiry(expiresAt: number): void;
   /** The digest of the cache's state now. */
   digest(): Promise<string>;
-  generation(): number;
-  log: Logger;
 }
 
 /** Adds entries to a restore stage; the cache does not see them until commitRestore. */
