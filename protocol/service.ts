@@ -183,7 +183,7 @@ export interface ServiceGetOrSet {
 
 /** Returns why a loadTimeoutMs is unusable, or null. Undefined means the default. */
 export function loadTimeoutProblem(ms: unknown): string | null {
-  if (ms === undefined || ms === Number.POSITIVE_INFINITY) return null;
+  if (ms === undefined) return null;
   if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 1 || ms > MAX_LOAD_TIMEOUT_MS) {
     return `loadTimeoutMs must be an integer from 1 to ${MAX_LOAD_TIMEOUT_MS}`;
   }

@@ -298,6 +298,8 @@ describe("the client's getOrSet never throws for a cache problem (issue 11 item 
       { key: "k".repeat(600), value: { px: 1 }, opts: {}, reason: /longer than 512 bytes/ },
       { key: "ttl", value: { px: 2 }, opts: { ttlSeconds: -1 }, reason: /ttlSeconds/ },
       { key: "timeout", value: { px: 3 }, opts: { loadTimeoutMs: 0 }, reason: /loadTimeoutMs/ },
+      // Infinity would hold the key's single-flight slot forever: loadTimeoutMs is bounded (120,000).
+      { key: "timeout-inf", value: { px: 4 }, opts: { loadTimeoutMs: Infinity }, reason: /loadTimeoutMs/ },
       { key: "map", value: new Map([["a", 1]]), opts: {}, reason: /Map/ },
     ];
     for (const [n, c] of cases.entries()) {
