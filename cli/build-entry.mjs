@@ -4,6 +4,7 @@
 // executable subcommands, which tftcache has none of) is loaded on first use. Every `import("./…")` a command
 // makes becomes a chunk (code splitting), loaded when the command runs, its dependencies (undici, chalk,
 // cli-table3) bundled in: resolving and reading undici's ~100 CommonJS files cost a command ~70 ms of CPU.
+import { spawnSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { build } from "esbuild";
 
@@ -53,3 +54,27 @@ const result = await build({
 // Which sources each output holds: test/e2e/startup.test.ts checks that --version loads no command or dependency.
 const contents = Object.fromEntries(Object.entries(result.metafile.outputs).map(([file, out]) => [file.slice(file.indexOf("dist/cli/") + "dist/cli/".length), Object.keys(out.inputs)]));
 writeFileSync(`${outdir}chunks/contents.json`, `${JSON.stringify(contents, null, 1)}\n`);
+
+// `tftcache --version` and piped `--help`, kept as the program prints them (see cli/instant-answer.ts): the bundle
+// just built runs once per flag with stdout a pipe, as bin/tftcache's would be, so the text is commander's own.
+const entry = new URL("../dist/cli/entry.js", import.meta.url).href;
+const printed = (flag) => {
+  // node -e takes its argv after "--": [node, "_", flag]; main() reads process.argv.slice(2).
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", `await (await import(${JSON.stringify(entry)})).main();`, "--", "_", flag], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  if (r.status !== 0 || r.stderr !== "" || r.stdout === "") throw new Error(`rendering tftcache ${flag} failed (exit ${r.status}): ${r.stderr}`);
+  return r.stdout;
+};
+const texts = { version: printed("--version"), help: printed("--help") };
+await build({
+  stdin: {
+    contents: `import { answerInstantly } from "./instant-answer.js";\nconst texts = ${JSON.stringify(texts)};\nexport const answer = () => answerInstantly(texts);\n`,
+    resolveDir: outdir,
+    sourcefile: "instant-entry.js",
+  },
+  outfile: `${outdir}instant.js`,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  logLevel: "error",
+});

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -42,9 +42,33 @@ describe("start-up loads only what --version and --help need", () => {
       expect(r.modules.filter((m) => m.includes("/node_modules/"))).toEqual([]);
       expect(sourcesOf(r.modules).filter((m) => HEAVY.test(m))).toEqual([]);
       expect(r.modules).not.toContain("node:v8"); // the wasm flag is set for commands only (cli/main.ts)
-      expect(r.modules.some((m) => m.endsWith("/dist/cli/entry.js"))).toBe(true); // the hook saw the CLI load
+      expect(r.modules.some((m) => m.endsWith("/dist/cli/instant.js"))).toBe(true); // the hook saw the CLI load
+      // --version and piped --help print what the build kept from the program; commander loads for the rest.
+      expect(r.modules.some((m) => m.endsWith("/dist/cli/entry.js"))).toBe(args[0] === "seed");
     });
   }
+
+  /** Runs bin/tftcache with stdout a pipe, as the benchmark and `tftcache --help | less` do. */
+  const printed = (args: string[]) => {
+    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { PATH: process.env.PATH } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  // A global flag before --help or --version sends the run through commander: what the program prints now.
+  for (const [instant, throughCommander] of [[["--version"], ["--verbose", "--version"]], [["-V"], ["--verbose", "-V"]], [["--help"], ["--verbose", "--help"]], [["-h"], ["--verbose", "-h"]]]) {
+    it(`tftcache ${instant.join(" ")} prints exactly what commander prints for ${throughCommander.join(" ")}`, () => {
+      const fast = printed(instant);
+      const slow = printed(throughCommander);
+      expect(slow.code).toBe(0);
+      expect(slow.stdout.length).toBeGreaterThan(0);
+      expect(fast).toEqual(slow);
+    });
+  }
+
+  it("the kept help is the whole program's: every command is in it", () => {
+    const help = printed(["--help"]).stdout;
+    for (const command of ["stats", "list", "get", "set", "del", "purge", "seed", "diff", "verify-kv", "export", "restore", "clear", "flush", "doctor", "completion"]) expect(help).toMatch(new RegExp(`\\n  ${command} `));
+  });
 
   it("a command still loads its own modules (the hook does see them)", async () => {
     const r = await modulesLoaded(["completion", "bash"]);
@@ -64,6 +88,7 @@ describe("start-up loads only what --version and --help need", () => {
   it("the start-up bundle is current: built from dist/cli/main.js by npm run build", () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
     expect(pkg.scripts.build).toContain("node cli/build-entry.mjs");
-    expect(readFileSync(BIN, "utf8")).toContain('from "../dist/cli/entry.js"');
+    expect(readFileSync(BIN, "utf8")).toContain('from "../dist/cli/instant.js"');
+    expect(readFileSync(BIN, "utf8")).toContain('import("../dist/cli/entry.js")');
   });
 });
