@@ -1,6 +1,5 @@
-import { createHash } from "node:crypto";
 import { DIGEST_PREFIX, ENTRIES_KEY, STATS_KEY, canonicalJson, digestRows, type FlushedSnapshot, parseEntriesSnapshot, parseStatsSnapshot, type EntriesSnapshot, type StatsSnapshot } from "../protocol/index.js";
-import type { KvRestClient } from "./http/kv-client.js";
+import { kvText, type KvBytes, type KvRestClient } from "./http/kv-client.js";
 
 export type KeyState = "present" | "missing" | "unreadable" | "torn";
 
@@ -63,8 +62,8 @@ export async function verifySnapshotCanonical(text: string): Promise<VerifiedTex
 }
 
 export interface KvTexts {
-  /** The entries key's bytes, decoded only when they must be parsed. */
-  entries: Buffer | null;
+  /** The entries key's bytes, decoded only when they must be parsed, and their SHA-256. */
+  entries: KvBytes | null;
   stats: string | null;
   statsRead: boolean;
 }
@@ -86,8 +85,6 @@ export async function inspectKv(kv: KvRestClient, opts: { stats: boolean } = { s
  */
 export const liveAtWrite = (snap: EntriesSnapshot): number => snap.entries.reduce((n, [, e]) => n + (e.expiresAt > snap.writtenAt ? 1 : 0), 0);
 
-const sha256Of = (bytes: Buffer) => DIGEST_PREFIX + createHash("sha256").update(bytes).digest("hex");
-
 /**
  * Judges both keys. `flushed` is the DO's record of the body it last wrote: bytes that hash to its SHA-256 are
  * exactly what the DO wrote, so the digest holds without canonicalising every value again. With `needKeys`
@@ -100,7 +97,7 @@ export async function inspectKvTexts(texts: KvTexts, flushed?: FlushedSnapshot, 
   let canonical: string[] | null = null;
   let asFlushed: FlushedSnapshot | null = null;
   let entries: EntriesKeyReport;
-  const asWritten = texts.entries !== null && flushed !== undefined && sha256Of(texts.entries) === flushed.sha256;
+  const asWritten = texts.entries !== null && flushed !== undefined && DIGEST_PREFIX + texts.entries.sha256 === flushed.sha256;
   const allLive = flushed !== undefined && (flushed.validUntil === null || opts.now < flushed.validUntil);
   /** The report of a readable snapshot (or of the record describing one): its header and live entry count. */
   const describe = (s: { generation: number; writtenAt: number; digest: string }, live: number, state: "present" | "torn" = "present"): EntriesKeyReport =>
@@ -110,7 +107,7 @@ export async function inspectKvTexts(texts: KvTexts, flushed?: FlushedSnapshot, 
     asFlushed = flushed!;
     entries = describe(asFlushed, asFlushed.entries);
   } else {
-    const text = texts.entries.toString("utf8");
+    const text = kvText(texts.entries);
     const parsedAsWritten = asWritten ? parseEntriesSnapshot(text) : null;
     if (parsedAsWritten?.ok) {
       snapshot = parsedAsWritten.value;

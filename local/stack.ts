@@ -1,13 +1,14 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createNetServer } from "node:net";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Log, LogLevel, Miniflare, type WorkerOptions } from "miniflare";
 import { parse } from "smol-toml";
 import { LOCAL_DEFAULTS, type LocalStackInfo } from "../cli/config/local-stack.js";
 import { chooseAdminKey, type AdminKeyChoice } from "./dev-vars.js";
-import { createKvRestHandler, type KvLike } from "./kv-rest-api.js";
+import type { KvLike } from "./kv-rest-api.js";
+import type { KvRestEnv } from "./kv-rest-worker.js";
 
 export interface StackOptions {
   /** Repository root: where wrangler.toml is and .wrangler/ goes. */
@@ -34,6 +35,8 @@ export interface StackOptions {
 }
 
 export const CONSUMER_ENTRY = "examples/consumer/src/index.ts";
+/** Part of the stack, not of the project it runs: bundled from beside this file, whatever `root` is. */
+const KV_REST_ENTRY = fileURLToPath(new URL("./kv-rest-worker.ts", import.meta.url));
 
 export interface Stack {
   info: LocalStackInfo;
@@ -94,7 +97,7 @@ async function buildBundle(root: string, main: string, outDir: string): Promise<
   mkdirSync(outDir, { recursive: true });
   const outfile = join(outDir, "worker.mjs");
   await build({
-    entryPoints: [join(root, main)],
+    entryPoints: [isAbsolute(main) ? main : join(root, main)],
     outfile,
     bundle: true,
     format: "esm",
@@ -106,38 +109,10 @@ async function buildBundle(root: string, main: string, outDir: string): Promise<
   return outfile;
 }
 
-function toRequest(req: IncomingMessage, body: Buffer, origin: string): Request {
-  const headers = new Headers();
-  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(", ") : v);
-  const init: RequestInit = { method: req.method ?? "GET", headers };
-  if (body.length > 0 && req.method !== "GET" && req.method !== "HEAD") init.body = new Uint8Array(body);
-  return new Request(new URL(req.url ?? "/", origin), init);
-}
-
-function serve(handler: (r: Request) => Promise<Response>, host: string, port: number): Promise<Server> {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", async () => {
-      try {
-        const response = await handler(toRequest(req, Buffer.concat(chunks), `http://${host}:${port}`));
-        res.writeHead(response.status, Object.fromEntries(response.headers));
-        res.end(Buffer.from(await response.arrayBuffer()));
-      } catch (err) {
-        res.writeHead(500, { "content-type": "application/json" });
-        res.end(JSON.stringify({ success: false, errors: [{ code: 10001, message: `local KV API failure: ${(err as Error).message}` }], messages: [], result: null }));
-      }
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve(server));
-  });
-}
-
 /**
  * The Worker in workerd (Miniflare, from an esbuild bundle of wrangler.toml's `main`) plus a Cloudflare-shaped
- * KV REST endpoint over the very KV namespace the Worker's CACHE_DO_KV binding writes. Both persist under
+ * KV REST endpoint over the very KV namespace the Worker's CACHE_DO_KV binding writes, served by a second Worker
+ * in the same workerd (local/kv-rest-worker.ts). Both persist under
  * `.wrangler/state/v3`, so state survives restarts and `wrangler kv key get --local --preview` sees it too.
  */
 export async function startStack(opts: StackOptions): Promise<Stack> {
@@ -163,7 +138,17 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // An empty key is passed as empty, as wrangler dev passes it: the Worker then fails closed (admin_disabled).
     bindings: { ...toml.vars, ...opts.vars, ADMIN_API_KEY: adminKey.key },
   };
-  const workers: WorkerOptions[] = [tftcache];
+  const kvRestBindings: Omit<KvRestEnv, "CACHE_DO_KV"> = { KV_REST_ACCOUNT_ID: LOCAL_DEFAULTS.accountId, KV_REST_NAMESPACE_ID: toml.namespaceId, KV_REST_TOKEN: LOCAL_DEFAULTS.apiToken };
+  const kvRest: WorkerOptions = {
+    name: "tftcache-kv-rest-api",
+    modules: true,
+    scriptPath: await bundleWorker(opts.root, KV_REST_ENTRY, join(opts.root, ".wrangler", "tmp", "tftcache-local-kv-rest-api")),
+    compatibilityDate: toml.compatibilityDate,
+    kvNamespaces: { CACHE_DO_KV: toml.namespaceId },
+    bindings: kvRestBindings,
+    unsafeDirectSockets: [{ host, port: kvPort }],
+  };
+  const workers: WorkerOptions[] = [tftcache, kvRest];
   if (opts.consumerPort) {
     await assertPortFree(host, opts.consumerPort);
     workers.push({
@@ -188,7 +173,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     durableObjectsPersist: join(persistRoot, "do"),
     workers,
   });
-  let kvServer: Server | undefined;
   try {
     const url = await mf.ready;
     const kv = (await mf.getKVNamespace("CACHE_DO_KV")) as unknown as KvLike;
@@ -201,22 +185,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       namespaceId: toml.namespaceId,
       cfApiBase: `http://${host}:${kvPort}/client/v4`,
     };
-    kvServer = await serve(createKvRestHandler({ kv, accountId: info.accountId, namespaceId: info.namespaceId, token: info.apiToken }), host, kvPort);
-    const server = kvServer;
     return {
       info,
       adminKey,
       ...(opts.consumerPort ? { consumerUrl: `http://${host}:${opts.consumerPort}` } : {}),
       kv,
       mf,
-      async stop() {
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections();
-        await mf.dispose();
-      },
+      stop: () => mf.dispose(),
     };
   } catch (err) {
-    kvServer?.close();
     await mf.dispose();
     throw err;
   }

@@ -106,6 +106,18 @@ function failure(res: HttpResponse, what: string, accountId: string): Cloudflare
   return new CloudflareApiError(res.status, codes, message, hint);
 }
 
+/** A value's bytes as they arrived, and their SHA-256 in hex. */
+export interface KvBytes {
+  chunks: Buffer[];
+  sha256: string;
+}
+
+/** The value as text (UTF-8, as KV stores it). */
+export const kvText = (value: KvBytes): string => Buffer.concat(value.chunks).toString("utf8");
+
+/** SHA-256 of no bytes: what an answer without a body would hash to (send() always hashes a binary 2xx body). */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /** The subset of Cloudflare's Workers KV REST API that tftcache needs, over one namespace. */
 export class KvRestClient {
   private readonly base: string;
@@ -137,10 +149,10 @@ export class KvRestClient {
     throw failure(res, `GET ${key}`, this.accountId);
   }
 
-  /** The raw value as bytes, undecoded, or null when the key does not exist. */
-  async getValueBytes(key: string): Promise<Buffer | null> {
-    const res = await send(new URL(`${this.base}/values/${encodeURIComponent(key)}`), { method: "GET", headers: this.headers(), binary: true }, this.http);
-    if (res.status === 200) return res.bytes ?? Buffer.alloc(0);
+  /** The raw value as bytes, undecoded, with their SHA-256 (hex, hashed as they arrived); null when the key does not exist. */
+  async getValueBytes(key: string): Promise<KvBytes | null> {
+    const res = await send(new URL(`${this.base}/values/${encodeURIComponent(key)}`), { method: "GET", headers: this.headers(), binary: true, sha256: true }, this.http);
+    if (res.status === 200) return { chunks: res.chunks ?? [], sha256: res.sha256 ?? EMPTY_SHA256 };
     if (this.isMissing(res)) return null;
     throw failure(res, `GET ${key}`, this.accountId);
   }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { errors, request, type Dispatcher } from "undici";
 import { CliError } from "../errors.js";
 
@@ -16,9 +17,12 @@ export interface HttpOptions {
 export interface HttpResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  /** The body as text; empty for a 2xx answer to a `binary` request, whose body is in `bytes`. */
+  /** The body as text; empty for a 2xx answer to a `binary` request, whose body is in `chunks`. */
   text: string;
-  bytes?: Buffer;
+  /** A `binary` body as it arrived, not joined: a caller that only hashes 20 MiB never copies them (~8 ms). */
+  chunks?: Buffer[];
+  /** SHA-256 of the `chunks` in hex, computed as they arrived (a `binary` request with `sha256`). */
+  sha256?: string;
   url: string;
 }
 
@@ -30,8 +34,13 @@ export interface SendInit {
   idempotent?: boolean;
   /** Called as the response body arrives (bytes so far, and content-length when the server sent one). */
   onDownload?: (received: number, total: number | null) => void;
-  /** Keep a 2xx body as bytes (`bytes`) without decoding it: a caller that may only hash 20 MiB saves the decode. */
+  /** Keep a 2xx body as bytes (`chunks`) without decoding it: a caller that may only hash 20 MiB saves the decode. */
   binary?: boolean;
+  /**
+   * Also hash a `binary` body while it downloads (`sha256`): 20 MiB take ~25 ms to hash, time that otherwise
+   * starts only after the last byte.
+   */
+  sha256?: boolean;
 }
 
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
@@ -103,7 +112,8 @@ export async function send(url: URL, init: SendInit, opts: HttpOptions): Promise
         ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
       });
       let text: string;
-      let bytes: Buffer | undefined;
+      let chunks: Buffer[] | undefined;
+      let sha256: string | undefined;
       if (init.onDownload) {
         const length = Number(res.headers["content-length"]);
         const total = Number.isFinite(length) && length > 0 ? length : null;
@@ -116,10 +126,16 @@ export async function send(url: URL, init: SendInit, opts: HttpOptions): Promise
         }
         text = Buffer.concat(chunks).toString("utf8");
       } else if (init.binary && res.statusCode >= 200 && res.statusCode < 300) {
-        bytes = Buffer.from(await res.body.arrayBuffer());
+        const hash = init.sha256 ? createHash("sha256") : null;
+        chunks = [];
+        for await (const chunk of res.body) {
+          chunks.push(chunk as Buffer);
+          hash?.update(chunk as Buffer);
+        }
+        if (hash) sha256 = hash.digest("hex");
         text = "";
       } else text = await res.body.text();
-      response = { status: res.statusCode, headers: res.headers, text, ...(bytes ? { bytes } : {}), url: url.toString() };
+      response = { status: res.statusCode, headers: res.headers, text, ...(chunks ? { chunks } : {}), ...(sha256 ? { sha256 } : {}), url: url.toString() };
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (attempt + 1 < maxAttempts && code !== undefined && RETRYABLE_CODES.has(code)) {

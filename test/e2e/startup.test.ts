@@ -55,7 +55,8 @@ describe("start-up loads only what --version and --help need", () => {
   };
 
   // A global flag before --help or --version sends the run through commander: what the program prints now.
-  for (const [instant, throughCommander] of [[["--version"], ["--verbose", "--version"]], [["-V"], ["--verbose", "-V"]], [["--help"], ["--verbose", "--help"]], [["-h"], ["--verbose", "-h"]]]) {
+  const pairs: Array<[string[], string[]]> = [[["--version"], ["--verbose", "--version"]], [["-V"], ["--verbose", "-V"]], [["--help"], ["--verbose", "--help"]], [["-h"], ["--verbose", "-h"]]];
+  for (const [instant, throughCommander] of pairs) {
     it(`tftcache ${instant.join(" ")} prints exactly what commander prints for ${throughCommander.join(" ")}`, () => {
       const fast = printed(instant);
       const slow = printed(throughCommander);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createKvRestHandler, type KvLike } from "../../local/kv-rest-api.js";
+import worker from "../../local/kv-rest-worker.js";
 
 /** An in-memory namespace with the binding's shape. */
 function memoryKv(): KvLike {
@@ -40,5 +41,25 @@ describe("the local KV REST stand-in answers bad requests with 4xx envelopes, as
     expect((await call("/values/k", { method: "PUT", body: form })).status).toBe(200);
     expect(await (await call("/values/k")).text()).toBe("hello");
     expect(await (await call("/metadata/k")).json()).toMatchObject({ result: { generation: 3 } });
+  });
+});
+
+describe("the stand-in as the local stack's Worker (local/kv-rest-worker.ts)", () => {
+  const env = (kv: KvLike) => ({ CACHE_DO_KV: kv, KV_REST_ACCOUNT_ID: "acct", KV_REST_NAMESPACE_ID: "ns", KV_REST_TOKEN: "tok" });
+  const get = (path: string) => new Request(`${base}${path}`, { headers: { authorization: "Bearer tok" } });
+
+  it("serves the namespace it is bound to, with the account, namespace and token it is given", async () => {
+    const kv = memoryKv();
+    await kv.put("k", "hello");
+    expect(await (await worker.fetch(get("/values/k"), env(kv))).text()).toBe("hello");
+    const wrongToken = await worker.fetch(new Request(`${base}/values/k`, { headers: { authorization: "Bearer nope" } }), env(kv));
+    expect(wrongToken.status).toBe(403);
+  });
+
+  it("answers a failing KV store with a 500 envelope, as Cloudflare's API does, not a dropped connection", async () => {
+    const broken = { ...memoryKv(), get: (async () => { throw new Error("storage is gone"); }) as KvLike["get"] };
+    const res = await worker.fetch(get("/values/k"), env(broken));
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ success: false, errors: [{ code: 10001, message: "local KV API failure: storage is gone" }] });
   });
 });
