@@ -2,28 +2,39 @@ import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
 import { GroupCommit } from "../../worker/cache/group-commit.js";
-import { apiJson, cacheStub, entryPath, freshState, putJson } from "./helpers.js";
+import { digestRows } from "../../protocol/index.js";
+import { apiJson, cacheStub, entryPath, freshState, futureNoon, putJson } from "./helpers.js";
 
 beforeEach(freshState);
 
-/** Counts the DO's storage transactions from now on (each one is a commit the runtime pays for). */
-async function countTransactions(): Promise<() => Promise<number>> {
+type CountedStore = { transaction: <T>(fn: () => T) => T; commits?: number; depth?: number; maxDepth?: number };
+
+/** Counts the DO's storage transactions from now on (each one is a commit the runtime pays for), and how deep they nest. */
+async function countTransactions(): Promise<{ commits: () => Promise<number>; maxDepth: () => Promise<number> }> {
   await runInDurableObject(cacheStub(), (instance: CacheDurableObject) => {
-    const store = instance.store as unknown as { transaction: <T>(fn: () => T) => T; commits?: number };
+    const store = instance.store as unknown as CountedStore;
     const original = store.transaction.bind(store);
     store.commits = 0;
+    store.depth = 0;
+    store.maxDepth = 0;
     store.transaction = (fn) => {
       store.commits!++;
-      return original(fn);
+      store.maxDepth = Math.max(store.maxDepth!, ++store.depth!);
+      try {
+        return original(fn);
+      } finally {
+        store.depth!--;
+      }
     };
   });
-  return () => runInDurableObject(cacheStub(), (instance: CacheDurableObject) => (instance.store as unknown as { commits: number }).commits);
+  const read = (field: "commits" | "maxDepth") => () => runInDurableObject(cacheStub(), (instance: CacheDurableObject) => (instance.store as unknown as CountedStore)[field]!);
+  return { commits: read("commits"), maxDepth: read("maxDepth") };
 }
 
 describe("group commit: PUTs that arrive together share one storage transaction", () => {
   it("PUTs made in one turn are one transaction, each answered with its own generation, all durable", async () => {
     await apiJson("/api/v1/cache/stats"); // the instance exists before its transactions are counted
-    const commits = await countTransactions();
+    const { commits } = await countTransactions();
     // Called in one turn inside the object, so all 40 are queued before the batch runs: one commit, exactly.
     const results = await runInDurableObject(cacheStub(), (instance: CacheDurableObject) =>
       Promise.all(Array.from({ length: 40 }, (_, i) => instance.putEntry({ key: `k${i}`, value: JSON.stringify({ i }) }))),
@@ -67,6 +78,75 @@ describe("group commit: PUTs that arrive together share one storage transaction"
     expect(stats).toBe(2); // stats came after both
     expect((await apiJson(entryPath("a"))).body.data.value).toBe("second");
     expect((await apiJson(entryPath("b"))).body.data.value).toBe("kept");
+  });
+
+  it("a seed, purge or clear that arrives after a queued PUT applies it first, outside its own transaction", async () => {
+    await apiJson("/api/v1/cache/stats");
+    const { maxDepth } = await countTransactions();
+    const out = await runInDurableObject(cacheStub(), async (instance: CacheDurableObject) => {
+      const put = instance.putEntry({ key: "p:1", value: "1" });
+      const seeded = instance.seed([{ key: "s:1", value: "2" }]);
+      const put2 = instance.putEntry({ key: "p:2", value: "3" });
+      const purged = instance.purgePrefix("p:");
+      const put3 = instance.putEntry({ key: "q:1", value: "4" });
+      const cleared = instance.clear("do");
+      return Promise.all([put, seeded, put2, purged, put3, cleared]);
+    });
+    const [p, s, p2, purge, p3, clear] = out;
+    expect([p.ok, s.ok, p2.ok, purge.ok, p3.ok]).toEqual([true, true, true, true, true]);
+    expect(purge.ok && purge.data.deleted).toBe(2); // both p: keys were there when the purge arrived
+    expect(clear.deletedEntries).toBe(2); // s:1 and q:1
+    expect((await apiJson("/api/v1/cache/metadata")).body.data.size).toBe(0);
+    // Never inside another change's transaction: a change that failed and rolled back would take with it a PUT
+    // whose caller had already been told it was written.
+    expect(await maxDepth()).toBe(1);
+  });
+
+  // Found by review: these read the generation (or KV's state) before anything else touched the cache.
+  it("a snapshot taken after a queued PUT holds it, under the PUT's generation", async () => {
+    await cacheStub().putEntry({ key: "a", value: "1" });
+    await cacheStub().flush();
+    const [p, snap] = await runInDurableObject(cacheStub(), (i: CacheDurableObject) => Promise.all([i.putEntry({ key: "b", value: "2" }), i.snapshot()]));
+    expect(p.ok && p.data.generation).toBe(2);
+    expect(snap.generation).toBe(2);
+    expect(JSON.parse(snap.text).entries.map(([k]: [string]) => k)).toEqual(["a", "b"]);
+  });
+
+  it("metadata after a queued PUT pairs the PUT's generation with that state's digest", async () => {
+    await cacheStub().putEntry({ key: "a", value: "1" });
+    await cacheStub().flush();
+    const [, md] = await runInDurableObject(cacheStub(), (i: CacheDurableObject) => Promise.all([i.putEntry({ key: "b", value: "2" }), i.metadata()]));
+    const real = await cacheStub().snapshot();
+    expect(md.generation).toBe(real.generation);
+    expect(md.digest).toBe(real.digest);
+  });
+
+  it("a flush after a queued PUT writes it to KV", async () => {
+    await cacheStub().putEntry({ key: "a", value: "1" });
+    await cacheStub().flush();
+    const [p, f] = await runInDurableObject(cacheStub(), (i: CacheDurableObject) => Promise.all([i.putEntry({ key: "b", value: "2" }), i.flush()]));
+    expect(p.ok && p.data.generation).toBe(2);
+    expect(f.generation).toBe(2);
+  });
+
+  it("a restore committed while a PUT is queued: distinct generations, and storage agrees with memory across a restart", async () => {
+    await cacheStub().putEntry({ key: "a", value: "1" });
+    const expiresAt = futureNoon() + 86_400_000;
+    const rows: Array<[string, { value: string; expiresAt: number; cachedAt: number; lastAccessed: number }]> = [["r", { value: "3", expiresAt, cachedAt: 1, lastAccessed: 1 }]];
+    await cacheStub().stageRestore("s1", rows);
+    const digest = await digestRows(rows.map(([k, e]) => [k, e.value, e.expiresAt] as const));
+    const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
+      // The restore waits (its digest check) before it changes anything: the PUT is queued meanwhile.
+      const [restored, put] = await Promise.all([i.commitRestore("s1", { digest, count: 1 }), i.putEntry({ key: "b", value: "2" })]);
+      const stored = i.store.loadMeta();
+      return { restored, put, stored: stored.generation, memory: i.stats().generation };
+    });
+    expect(out.restored.ok && out.put.ok).toBe(true);
+    const generations = [out.restored.ok && out.restored.data.generation, out.put.ok && out.put.data.generation];
+    expect(new Set(generations).size).toBe(2);
+    expect(out.stored).toBe(out.memory);
+    await abortAllDurableObjects();
+    expect((await apiJson("/api/v1/cache/metadata")).body.data.generation).toBe(out.memory);
   });
 
   it("a PUT followed at once by a DELETE of the same key leaves it deleted, in memory and after a restart", async () => {

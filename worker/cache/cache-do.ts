@@ -130,6 +130,8 @@ export class CacheDurableObject extends DurableObject<Env> {
       this.mutate(() => {
         for (const { input, now } of items) written.push(this.write(input, now));
       }, items.length);
+      // Owed to KV from now on, not once the callers are answered: a flush that comes first must not think KV current.
+      this.sync.markDirty();
       return written.map((w, i) => ok({ key: items[i]!.input.key, generation: first + i + 1, expiresAt: w.expiresAt, evicted: w.evicted }));
     },
     afterApply: () => this.afterMutation(),
@@ -137,7 +139,15 @@ export class CacheDurableObject extends DurableObject<Env> {
   });
   /** Snapshot bodies, built once per generation (tests read `builds`). */
   readonly snapshots = new SnapshotMemo();
-  private generation = 0;
+  #generation = 0;
+  /** Like `index`: the generation anyone reads includes the PUTs queued before the caller asked. */
+  private get generation(): number {
+    this.puts.drain();
+    return this.#generation;
+  }
+  private set generation(generation: number) {
+    this.#generation = generation;
+  }
   private counters: Counters = { hits: 0, misses: 0, evictions: 0, expirations: 0 };
   private statsDirty = false;
   /** Keys read since the last persist, with when: LRU order survives a restart without a write per hit. */
@@ -648,6 +658,9 @@ export class CacheDurableObject extends DurableObject<Env> {
    * memory is rebuilt from storage so the two tiers never disagree.
    */
   private mutate(change: () => void, steps = 1): void {
+    // PUTs queued before this change are applied first, in their own transaction: inside this one, a failure of
+    // the change would roll back PUTs whose callers had already been told they were written.
+    this.puts.drain();
     try {
       this.store.transaction(() => {
         change();
