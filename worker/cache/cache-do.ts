@@ -4,22 +4,12 @@ import {
   MAX_SEED_ENTRIES,
   MAX_VALUE_BYTES,
   MAX_VALUE_DEPTH,
-  canonicalJson,
-  keyProblem,
-  jitteredTtl,
-  ttlJitterProblem,
-  ttlProblem,
-  snapshotEntryBytes,
-  valueProblem,
   type CacheStats,
   type ClearResult,
   type ClearScope,
-  type EntriesSnapshot,
   type FlushResult,
   type GetOrSetOptions,
   type KeyListing,
-  type KvSnapshotReport,
-  type LoadSource,
   type Metadata,
   type SeedResult,
   type PurgeMode,
@@ -36,7 +26,9 @@ import { createLogger, type Logger } from "../log.js";
 import { fail, ok, type Result } from "../result.js";
 import { KvSync, type BuiltSnapshot } from "./kv-sync.js";
 import { checkKvSnapshot, loadState } from "./load.js";
+import { nextAlarmAt } from "./alarm-schedule.js";
 import { EntryIndex } from "./entry-index.js";
+import { entryProblem, newEntry, type EntryInput } from "./entry-input.js";
 import { GroupCommit } from "./group-commit.js";
 import { keptUntil, type MemoryEntry } from "./memory.js";
 import { purgePrefix } from "./prefix-purge.js";
@@ -48,17 +40,7 @@ import { SnapshotMemo, snapshotText, type LiveEntry, type SnapshotText } from ".
 import { EntryStorage, type StagedEntry } from "./storage.js";
 
 /** One entry to write: the value as canonical JSON text (the Worker canonicalises it once, at the edge). */
-export interface EntryInput {
-  key: string;
-  value: string;
-  ttlSeconds?: number;
-  /** Keep serving the value this long after ttlSeconds while one refresh runs (getOrSet). */
-  staleWhileRevalidateSeconds?: number;
-  /** Keep the row this long past its expiry, for getOrSet's stale-if-error (invisible to every other read). */
-  staleIfErrorSeconds?: number;
-  /** Shorten the TTL by a random part of it, up to this fraction (GetOrSetOptions.ttlJitter). */
-  ttlJitter?: number;
-}
+export type { EntryInput } from "./entry-input.js";
 
 /** An entry as read: the value stays canonical JSON text so HTTP can splice it without a parse. */
 export interface StoredEntryView {
@@ -409,7 +391,7 @@ export class CacheDurableObject extends DurableObject<Env> {
   // ---- writes -----------------------------------------------------------------------------------------------
 
   async putEntry(input: EntryInput): Promise<Result<PutResult>> {
-    const problem = this.entryProblem(input);
+    const problem = entryProblem(input, this.config.maxBytes);
     if (problem) return problem;
     const now = this.now();
     if (this.config.syncMode !== "write-through") return this.puts.submit({ input, now });
@@ -453,7 +435,7 @@ export class CacheDurableObject extends DurableObject<Env> {
     if (entries.length > MAX_SEED_ENTRIES) return fail(413, "too_large", `at most ${MAX_SEED_ENTRIES} entries per seed call (got ${entries.length})`);
     const rejects: Array<{ index: number; key: unknown; reason: string }> = [];
     entries.forEach((input, index) => {
-      const problem = this.entryProblem(input);
+      const problem = entryProblem(input, this.config.maxBytes);
       if (problem && !problem.ok) rejects.push({ index, key: input?.key, reason: problem.message });
     });
     if (rejects.length > 0) {
@@ -598,36 +580,9 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   // ---- internals --------------------------------------------------------------------------------------------
 
-  private entryProblem(input: EntryInput): Result<never> | null {
-    if (typeof input !== "object" || input === null) return fail(400, "bad_request", "entry must be an object");
-    const k = keyProblem(input.key);
-    if (k) return fail(400, "bad_request", k);
-    const t = ttlProblem(input.ttlSeconds) ?? ttlProblem(input.staleWhileRevalidateSeconds) ?? ttlProblem(input.staleIfErrorSeconds) ?? ttlJitterProblem(input.ttlJitter);
-    if (t) return fail(400, "bad_request", t);
-    if (typeof input.value !== "string") return fail(400, "bad_request", "value must be canonical JSON text");
-    const v = valueProblem(input.value);
-    if (v) return fail(413, "too_large", v);
-    const size = snapshotEntryBytes(input.key, input.value, (input.staleWhileRevalidateSeconds ?? 0) > 0);
-    if (size > this.config.maxBytes) return fail(413, "too_large", `entry costs ${size} bytes in the KV snapshot; CACHE_MAX_BYTES is ${this.config.maxBytes}`);
-    return null;
-  }
-
   /** Writes one entry to memory and storage and applies the evictions it causes. Call inside `mutate`. */
   private write(input: EntryInput, now: number): { evicted: number; expiresAt: number } {
-    const ttl = jitteredTtl(input.ttlSeconds ?? this.config.defaultTtlSeconds, input.ttlJitter, clock.random);
-    const swr = input.staleWhileRevalidateSeconds ?? 0;
-    const sie = input.staleIfErrorSeconds ?? 0;
-    const freshUntil = now + Math.round(ttl * 1000);
-    const expiresAt = freshUntil + Math.round(swr * 1000);
-    const entry: MemoryEntry = {
-      value: input.value,
-      expiresAt,
-      cachedAt: now,
-      lastAccessed: now,
-      size: snapshotEntryBytes(input.key, input.value, swr > 0),
-    };
-    if (swr > 0) entry.freshUntil = freshUntil;
-    if (sie > 0) entry.retainUntil = expiresAt + Math.round(sie * 1000);
+    const entry = newEntry(input, now, this.config.defaultTtlSeconds, clock.random);
     this.readThrough.forget(input.key);
     const evicted = this.index.set(input.key, entry);
     this.store.putEntry(input.key, entry);
@@ -639,7 +594,7 @@ export class CacheDurableObject extends DurableObject<Env> {
       this.statsDirty = true;
     }
     this.earliestExpiry = Math.min(this.earliestExpiry, keptUntil(entry));
-    return { evicted: evicted.length, expiresAt };
+    return { evicted: evicted.length, expiresAt: entry.expiresAt };
   }
 
   private expire(keys: string[]): void {
@@ -726,16 +681,16 @@ export class CacheDurableObject extends DurableObject<Env> {
    */
   private async ensureAlarm(): Promise<void> {
     const now = this.now();
-    const interval = this.config.flushIntervalSeconds * 1000;
-    const candidates: number[] = [];
-    const due = this.sync.dueAt();
-    if (due !== null) candidates.push(due);
-    if (Number.isFinite(this.earliestExpiry)) candidates.push(Math.max(this.earliestExpiry, now + interval));
-    if (this.statsDirty || this.touched.size > 0) candidates.push(now + interval);
-    if (this.oldestStage !== null) candidates.push(this.oldestStage + STAGE_TTL_MS);
-    if (this.kvCheckPending) candidates.push(now + KV_CHECK_DELAY_MS);
-    if (candidates.length === 0) return;
-    const wanted = Math.max(Math.min(...candidates), now);
+    const wanted = nextAlarmAt({
+      now,
+      flushIntervalMs: this.config.flushIntervalSeconds * 1000,
+      kvDueAt: this.sync.dueAt(),
+      earliestExpiry: this.earliestExpiry,
+      lazyStateDirty: this.statsDirty || this.touched.size > 0,
+      stageExpiresAt: this.oldestStage === null ? null : this.oldestStage + STAGE_TTL_MS,
+      kvCheckAt: this.kvCheckPending ? now + KV_CHECK_DELAY_MS : null,
+    });
+    if (wanted === null) return;
     if (this.scheduledAlarm !== null && this.scheduledAlarm <= wanted) return;
     this.scheduledAlarm = wanted;
     await this.ctx.storage.setAlarm(wanted);
