@@ -8,6 +8,14 @@ import { readKvJson } from "../worker/kv-fixtures.js";
 beforeEach(() => reset());
 
 describe("KV_SYNC_MODE=write-through (the original system, kept as the benchmark baseline)", () => {
+  it("writes each PUT on arrival, outside group commit, and answers each with the generation it wrote", async () => {
+    const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
+      const [a, b] = await Promise.all([i.putEntry({ key: "a", value: "1" }), i.putEntry({ key: "b", value: "2" })]);
+      return [a.ok && a.data.generation, b.ok && b.data.generation];
+    });
+    expect(out).toEqual([1, 2]); // before: both answered 2, the generation after the second PUT's KV write
+  });
+
   it("writes both KV keys on every mutation", async () => {
     await apiJson("/api/v1/cache/stats"); // construct the DO before wrapping its KV
     const writes = await countKvWrites();

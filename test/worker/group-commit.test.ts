@@ -149,6 +149,84 @@ describe("group commit: PUTs that arrive together share one storage transaction"
     expect((await apiJson("/api/v1/cache/metadata")).body.data.generation).toBe(out.memory);
   });
 
+  // Found by a second review.
+  it("a getOrSet after a queued PUT of a key it had cached as not found answers with the PUT's value", async () => {
+    const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
+      const first = await i.getOrSet("n", () => undefined, { negativeTtlSeconds: 60 });
+      let loaderRan = false;
+      const [, after] = await Promise.all([
+        i.putEntry({ key: "n", value: "1" }),
+        i.getOrSet("n", () => ((loaderRan = true), 2), { negativeTtlSeconds: 60 }),
+      ]);
+      return { first, after, loaderRan };
+    });
+    expect(out.first.ok && out.first.data.notFound).toBe(true);
+    expect(out.after.ok && out.after.data.valueJson).toBe("1");
+    expect(out.loaderRan).toBe(false);
+  });
+
+  it("a DELETE, seed or purge answered after a later PUT was applied reports its own generation, not the PUT's", async () => {
+    await cacheStub().putEntry({ key: "a", value: "1" });
+    await cacheStub().putEntry({ key: "p:1", value: "1" });
+    const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
+      const [d, p] = await Promise.all([i.deleteEntry("a"), i.putEntry({ key: "b", value: "2" })]);
+      const [s, p2] = await Promise.all([i.seed([{ key: "c", value: "3" }]), i.putEntry({ key: "e", value: "4" })]);
+      const [pg, p3] = await Promise.all([i.purgePrefix("p:"), i.putEntry({ key: "f", value: "5" })]);
+      const g = (r: { ok: boolean; data?: { generation: number } }) => (r.ok ? r.data!.generation : -1);
+      return [g(d), g(p), g(s), g(p2), g(pg), g(p3)];
+    });
+    expect(out).toEqual([3, 4, 5, 6, 7, 8]);
+  });
+
+  it("a PUT applied while clear() is deleting KV's keys stays owed to KV", async () => {
+    const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
+      await i.putEntry({ key: "a", value: "1" });
+      await i.flush();
+      // The PUT is made, and answered, from inside the first KV delete: while clear() is under way.
+      const kv = i.sync as unknown as { kv: KVNamespace };
+      const original = kv.kv;
+      let put: Promise<unknown> | undefined;
+      kv.kv = new Proxy(original, {
+        get: (target, name) =>
+          name === "delete"
+            ? async (key: string) => {
+                put ??= i.putEntry({ key: "b", value: "2" });
+                await put;
+                return target.delete(key);
+              }
+            : Reflect.get(target, name, target),
+      });
+      const cleared = await i.clear("all");
+      kv.kv = original;
+      return { cleared, put: await put, pending: i.sync.isPending, size: i.stats().size };
+    });
+    expect(out.cleared.kvKeysDeleted).toBe(true);
+    expect(out.size).toBe(1); // b
+    expect(out.pending).toBe(true); // b is in the DO and not in KV: a flush is owed
+  });
+
+  it("a PUT batch that fails while a restore waits leaves storage's entry count true", async () => {
+    for (const k of ["a1", "a2", "a3"]) await cacheStub().putEntry({ key: k, value: "1" });
+    const expiresAt = futureNoon() + 86_400_000;
+    const rows: Array<[string, { value: string; expiresAt: number; cachedAt: number; lastAccessed: number }]> = [["r", { value: "3", expiresAt, cachedAt: 1, lastAccessed: 1 }]];
+    await cacheStub().stageRestore("s1", rows);
+    const digest = await digestRows(rows.map(([k, e]) => [k, e.value, e.expiresAt] as const));
+    const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
+      const original = i.store.putEntry.bind(i.store);
+      i.store.putEntry = (k, e) => {
+        if (k === "bad") throw new Error("injected SQLite failure");
+        original(k, e);
+      };
+      const [restored, put] = await Promise.allSettled([i.commitRestore("s1", { digest, count: 1 }), i.putEntry({ key: "bad", value: "9" })]);
+      i.store.putEntry = original;
+      return { restored: restored.status === "fulfilled" ? restored.value : null, put: put.status, meta: i.store.loadMeta().entryCount, rows: i.store.countEntries().count };
+    });
+    expect(out.put).toBe("rejected");
+    expect(out.restored?.ok && out.restored.data.restored).toBe(1);
+    expect(out.meta).toBe(out.rows);
+    expect(out.rows).toBe(1);
+  });
+
   it("a PUT followed at once by a DELETE of the same key leaves it deleted, in memory and after a restart", async () => {
     const [p, d] = await runInDurableObject(cacheStub(), (instance: CacheDurableObject) => Promise.all([instance.putEntry({ key: "gone", value: "1" }), instance.deleteEntry("gone")]));
     expect(p.ok && d.ok).toBe(true);

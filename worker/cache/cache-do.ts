@@ -111,9 +111,10 @@ export class CacheDurableObject extends DurableObject<Env> {
       const written: Array<{ evicted: number; expiresAt: number }> = [];
       this.mutate(() => {
         for (const { input, now } of items) written.push(this.write(input, now));
+        // Owed to KV as the batch commits, not once its callers are answered (a flush in between must not think KV
+        // current), and inside the transaction: if marking fails, nothing was written and every caller hears so.
+        this.sync.markDirty();
       }, items.length);
-      // Owed to KV from now on, not once the callers are answered: a flush that comes first must not think KV current.
-      this.sync.markDirty();
       return written.map((w, i) => ok({ key: items[i]!.input.key, generation: first + i + 1, expiresAt: w.expiresAt, evicted: w.evicted }));
     },
     afterApply: () => this.afterMutation(),
@@ -394,17 +395,22 @@ export class CacheDurableObject extends DurableObject<Env> {
     const problem = entryProblem(input, this.config.maxBytes);
     if (problem) return problem;
     const now = this.now();
-    if (this.config.syncMode !== "write-through") return this.puts.submit({ input, now });
+    if (this.config.syncMode !== "write-through") {
+      // What getOrSet remembers about the key (a cached "not found", a loader backoff) goes now, as it did when a
+      // PUT was written on arrival: a getOrSet arriving after this PUT must not answer from it.
+      this.readThrough.forget(input.key);
+      return this.puts.submit({ input, now });
+    }
     // Write-through is the original system's behaviour, kept as the benchmark's baseline: one write, one flush.
     let evicted = 0;
     let expiresAt = 0;
-    this.mutate(() => {
+    const generation = this.mutate(() => {
       const written = this.write(input, now);
       evicted = written.evicted;
       expiresAt = written.expiresAt;
     });
     await this.afterMutation();
-    return ok({ key: input.key, generation: this.generation, expiresAt, evicted });
+    return ok({ key: input.key, generation, expiresAt, evicted });
   }
 
   async deleteEntry(key: string): Promise<Result<{ key: string; generation: number }>> {
@@ -417,13 +423,13 @@ export class CacheDurableObject extends DurableObject<Env> {
       }
       return fail(404, "not_found", `no entry for key ${JSON.stringify(key)}`);
     }
-    this.mutate(() => {
+    const generation = this.mutate(() => {
       this.index.delete(key);
       this.touched.delete(key);
       this.store.deleteEntries([key]);
     });
     await this.afterMutation();
-    return ok({ key, generation: this.generation });
+    return ok({ key, generation });
   }
 
   /**
@@ -443,11 +449,11 @@ export class CacheDurableObject extends DurableObject<Env> {
     }
     const now = this.now();
     let evicted = 0;
-    this.mutate(() => {
+    const generation = this.mutate(() => {
       for (const input of entries) evicted += this.write(input, now).evicted;
     });
     await this.afterMutation();
-    const result: SeedResult = { applied: entries.length, generation: this.generation, evicted };
+    const result: SeedResult = { applied: entries.length, generation, evicted };
     if (opts.flush) result.flush = await this.flush();
     return ok(result);
   }
@@ -528,8 +534,12 @@ export class CacheDurableObject extends DurableObject<Env> {
 
   /** What prefix-purge.ts and restore.ts share: memory, SQLite, and the one way of changing them. */
   private mutationHost(): MutationHost {
+    const cache = this;
     return {
-      index: this.index,
+      // A getter, not the object of the moment: a failed PUT batch while the operation waits replaces the index.
+      get index() {
+        return cache.index;
+      },
       store: this.store,
       mutate: (change) => this.mutate(change),
       afterMutation: () => this.afterMutation(),
@@ -539,8 +549,8 @@ export class CacheDurableObject extends DurableObject<Env> {
   }
 
   private restoreHost(): RestoreHost {
-    return {
-      ...this.mutationHost(),
+    // Assigned onto the mutation host, not spread from it: a spread would copy `index` once instead of its getter.
+    return Object.assign(this.mutationHost(), {
       maxBytes: this.config.maxBytes,
       now: () => this.now(),
       ensureAlarm: () => this.ensureAlarm(),
@@ -556,7 +566,7 @@ export class CacheDurableObject extends DurableObject<Env> {
         this.earliestExpiry = Math.min(this.earliestExpiry, expiresAt);
       },
       digest: async () => (await this.buildSnapshot(this.now())).digest,
-    };
+    } satisfies Omit<RestoreHost, keyof MutationHost>);
   }
 
   // ---- alarm ------------------------------------------------------------------------------------------------
@@ -610,9 +620,9 @@ export class CacheDurableObject extends DurableObject<Env> {
   /**
    * Applies a change to storage and memory as one step with a new generation (`steps` new generations when it
    * holds that many writes: a group commit). The storage writes run in one SQLite transaction; if it throws,
-   * memory is rebuilt from storage so the two tiers never disagree.
+   * memory is rebuilt from storage so the two tiers never disagree. Returns the generation it committed.
    */
-  private mutate(change: () => void, steps = 1): void {
+  private mutate(change: () => void, steps = 1): number {
     // PUTs queued before this change are applied first, in their own transaction: inside this one, a failure of
     // the change would roll back PUTs whose callers had already been told they were written.
     this.puts.drain();
@@ -623,6 +633,8 @@ export class CacheDurableObject extends DurableObject<Env> {
         // The row count and byte total travel with the generation, so the next cold start reads no rows.
         this.store.writeMeta({ generation: this.generation, entryCount: this.index.size, entryBytes: this.index.bytes });
       });
+      // What this change committed: a caller that reports it after awaiting would otherwise report a later one's.
+      return this.#generation;
     } catch (err) {
       this.log("error", "CACHE_DO_PERSIST", "mutation_failed", { error: (err as Error).message });
       this.rebuildMemoryFromStorage();

@@ -214,6 +214,8 @@ export class KvSync {
 
   /** Deletes both keys now (clear). Deletes count against KV's write limits, so they are budgeted too. */
   deleteKeys(): Promise<{ ok: boolean; error?: string }> {
+    // The state KV is being emptied for: a write after this (even while the per-key floor is waited out) stays owed.
+    const generation = this.generation();
     return this.serialized(async () => {
       await this.waitForFloor();
       this.rollDay();
@@ -230,7 +232,8 @@ export class KvSync {
         this.writesToday++;
         this.paceSpent += 2;
         this.lastWriteAt = this.now();
-        this.pendingSince = null;
+        // A write that landed while the keys were being deleted is still owed to KV.
+        if (this.generation() === generation) this.pendingSince = null;
         this.flushedGeneration = null;
         this.flushedBody = null;
         this.statsWrittenAt = null;

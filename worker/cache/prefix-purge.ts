@@ -45,16 +45,18 @@ export async function purgePrefix(host: PurgeHost, prefix: string, mode: PurgeMo
       keys.push(key);
       if (entry.expiresAt > now) visible++;
     }
+    // The generation this purge committed (or found), not whatever a later write made it by the time it answers.
+    let generation = host.generation();
     if (keys.length > 0) {
-      host.mutate(() => {
+      generation = host.mutate(() => {
         for (const key of keys) host.index.delete(key);
         host.dropped(keys, false);
         host.store.deleteEntries(keys);
       });
       await host.afterMutation();
     }
-    host.log("info", "CACHE_DO_CLEAR", "purged", { prefix, deleted: visible, rows: keys.length, generation: host.generation() });
-    return ok({ prefix, deleted: visible, generation: host.generation() });
+    host.log("info", "CACHE_DO_CLEAR", "purged", { prefix, deleted: visible, rows: keys.length, generation });
+    return ok({ prefix, deleted: visible, generation });
   }
   // Soft: live entries still fresh. Their snapshot entry gains a freshUntil field if it had none: size grows.
   const marked: Array<[string, { freshUntil: number; size: number }]> = [];
@@ -63,8 +65,9 @@ export async function purgePrefix(host: PurgeHost, prefix: string, mode: PurgeMo
     marked.push([key, { freshUntil: now, size: entry.size + (entry.freshUntil === undefined ? SNAPSHOT_FRESH_UNTIL_BYTES : 0) }]);
   }
   let evicted = 0;
+  let generation = host.generation();
   if (marked.length > 0) {
-    host.mutate(() => {
+    generation = host.mutate(() => {
       for (const [key, m] of marked) host.index.peek(key)!.freshUntil = m.freshUntil;
       const overflow = host.index.resize(marked.map(([key, m]) => [key, m.size]));
       host.store.markStale(marked);
@@ -76,6 +79,6 @@ export async function purgePrefix(host: PurgeHost, prefix: string, mode: PurgeMo
     });
     await host.afterMutation();
   }
-  host.log("info", "CACHE_DO_CLEAR", "purged", { prefix, mode, marked: marked.length, evicted, generation: host.generation() });
-  return ok({ prefix, deleted: 0, mode: "soft", marked: marked.length, generation: host.generation() });
+  host.log("info", "CACHE_DO_CLEAR", "purged", { prefix, mode, marked: marked.length, evicted, generation });
+  return ok({ prefix, deleted: 0, mode: "soft", marked: marked.length, generation });
 }

@@ -52,7 +52,7 @@ export async function commitRestore(host: RestoreHost, stage: string, expect: { 
   const live = rows.filter(([, e]) => e.expiresAt > now).sort((a, b) => a[1].lastAccessed - b[1].lastAccessed);
   let evicted = 0;
   host.forgetContents();
-  host.mutate(() => {
+  const generation = host.mutate(() => {
     host.store.deleteAllEntries();
     host.index.clear();
     for (const [key, e] of live) {
@@ -69,8 +69,10 @@ export async function commitRestore(host: RestoreHost, stage: string, expect: { 
     }
     host.store.deleteStage(stage);
   });
+  // Counted now: PUTs that arrive while the follow-up runs are theirs to report, not this restore's.
+  const restored = host.index.size;
   await host.afterMutation();
-  const result: RestoreResult = { restored: host.index.size, skippedExpired: rows.length - live.length, evicted, generation: host.generation(), digest: await host.digest() };
+  const result: RestoreResult = { restored, skippedExpired: rows.length - live.length, evicted, generation, digest: await host.digest() };
   host.log("info", "CACHE_DO_PERSIST", "restored", { ...result });
   return ok(result);
 }
