@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { WebSocket } from "undici";
 import { startStack, type Stack } from "../local/stack.js";
-import { freePort } from "../test/e2e/stack-harness.js";
+import { freePorts } from "../test/e2e/stack-harness.js";
 import { createCacheClient, type CacheServiceBinding, type SnapshotKv } from "../client/index.js";
 import { ENTRIES_KEY, digestEntries, forgetCachedSnapshot, readSnapshot, type SnapshotEntry } from "../protocol/index.js";
 
@@ -55,17 +55,18 @@ const percentile = (xs: number[], p: number) => {
 
 async function benchStack(mode: "coalesced" | "write-through", opts: { persistTo?: string; inspector?: boolean; flushSeconds?: number; vars?: Record<string, string> } = {}) {
   const persistTo = opts.persistTo ?? join(mkdtempSync(join(tmpdir(), "tftcache-bench-")), "v3");
-  const inspectorPort = opts.inspector ? await freePort() : undefined;
+  // Distinct ports from one call: two freePort() calls in a row can be handed the same port.
+  const [port, kvPort, inspectorPort] = (await freePorts(3)) as [number, number, number];
   const stack = await startStack({
     root: ROOT,
     // Its own key: a developer's .dev.vars (even ADMIN_API_KEY="", which disables the admin API) must not change the run.
     adminKey: "bench-admin-key-0123456789abcdef",
-    port: await freePort(),
-    kvPort: await freePort(),
+    port,
+    kvPort,
     persistTo,
     quiet: true,
     entry: "bench/instrumented-entry.ts",
-    ...(inspectorPort ? { inspectorPort } : {}),
+    ...(opts.inspector ? { inspectorPort } : {}),
     vars: {
       KV_SYNC_MODE: mode,
       KV_DAILY_WRITE_BUDGET: "10000000",
@@ -75,7 +76,7 @@ async function benchStack(mode: "coalesced" | "write-through", opts: { persistTo
       ...opts.vars,
     },
   });
-  return { stack, persistTo, inspectorPort };
+  return { stack, persistTo, inspectorPort: opts.inspector ? inspectorPort : undefined };
 }
 
 function client(stack: Stack) {

@@ -121,6 +121,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const kvPort = opts.kvPort ?? port + 1;
   const persistRoot = opts.persistTo ?? join(opts.root, ".wrangler", "state", "v3");
   if (opts.fresh) rmSync(persistRoot, { recursive: true, force: true });
+  // workerd binds every port itself; two listeners on one port would fail inside it with an opaque bind error.
+  const ports = [port, kvPort, ...(opts.consumerPort ? [opts.consumerPort] : [])];
+  if (new Set(ports).size !== ports.length) throw new PortInUseError(`the Worker, KV REST API and consumer ports must differ (got ${ports.join(", ")})`);
   await assertPortFree(host, port);
   await assertPortFree(host, kvPort);
 

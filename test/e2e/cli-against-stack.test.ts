@@ -197,6 +197,11 @@ describe("every command against the real Worker in workerd and the local KV REST
     expect((await fetch(kvUrl(ENTRIES_KEY), { headers: { authorization: "Bearer nope" } })).status).toBe(403);
   });
 
+  it("npm start refuses the same port for the Worker and the KV REST API before starting workerd", async () => {
+    const [port] = await freePorts(1);
+    await expect(startStack({ root: ROOT, port: port!, kvPort: port!, persistTo: join(tempDir(), "s"), quiet: true })).rejects.toThrow(/must differ/);
+  });
+
   it("npm start refuses a port that is taken, with a clear message", async () => {
     const blocker: Server = createServer();
     const port = await freePort();

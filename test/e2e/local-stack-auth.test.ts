@@ -1,13 +1,14 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack, type Stack } from "../../local/stack.js";
-import { ROOT, freePort, tempDir } from "./stack-harness.js";
+import { ROOT, freePorts, tempDir } from "./stack-harness.js";
 
 // A stack of its own: the throttle blocks this client for a minute, which would disturb the other e2e files.
 let stack: Stack;
 
 beforeAll(async () => {
-  stack = await startStack({ root: ROOT, port: await freePort(), kvPort: await freePort(), persistTo: join(tempDir(), "state"), quiet: true, adminKey: "local-stack-auth-key-0123456789", vars: { LOG_LEVEL: "error" } });
+  const [port, kvPort] = (await freePorts(2)) as [number, number];
+  stack = await startStack({ root: ROOT, port, kvPort, persistTo: join(tempDir(), "state"), quiet: true, adminKey: "local-stack-auth-key-0123456789", vars: { LOG_LEVEL: "error" } });
 }, 60_000);
 
 afterAll(async () => {

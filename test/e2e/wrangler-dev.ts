@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { ROOT, freePort, tempDir } from "./stack-harness.js";
+import { ROOT, freePorts, tempDir } from "./stack-harness.js";
 
 export interface WranglerDev {
   url: string;
@@ -15,8 +15,7 @@ export interface WranglerDev {
  * sleeps. Stopped by signalling the process we started and waiting for it to exit.
  */
 export async function startWranglerDev(opts: { apiKey: string; readyTimeoutMs?: number }): Promise<WranglerDev> {
-  const port = await freePort();
-  const inspectorPort = await freePort();
+  const [port, inspectorPort] = (await freePorts(2)) as [number, number];
   const persistTo = join(tempDir("tftcache-wrangler-dev-"), "state");
   const child = spawn(
     process.execPath,
