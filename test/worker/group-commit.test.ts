@@ -227,6 +227,26 @@ describe("group commit: PUTs that arrive together share one storage transaction"
     expect(out.rows).toBe(1);
   });
 
+  // Found by a third review.
+  it("a PUT batch whose transaction fails leaves nothing owed to KV, in memory as in storage", async () => {
+    const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
+      await i.putEntry({ key: "a", value: "1" });
+      await i.flush();
+      const original = i.store.writeMeta.bind(i.store);
+      i.store.writeMeta = (m: Parameters<typeof original>[0]) => {
+        if ("generation" in m) throw new Error("injected: meta write fails");
+        original(m);
+      };
+      const put = await i.putEntry({ key: "b", value: "2" }).then(() => "fulfilled", (e: Error) => `rejected: ${e.message}`);
+      i.store.writeMeta = original;
+      return { put, pending: i.sync.isPending, generation: i.stats().generation, flushed: i.sync.status().flushedGeneration, stored: i.store.loadMeta().kvPendingSince };
+    });
+    expect(out.put).toMatch(/^rejected: injected/);
+    expect(out.generation).toBe(out.flushed); // nothing changed: KV holds the DO's generation
+    expect(out.stored).toBeNull();
+    expect(out.pending).toBe(false);
+  });
+
   it("a PUT followed at once by a DELETE of the same key leaves it deleted, in memory and after a restart", async () => {
     const [p, d] = await runInDurableObject(cacheStub(), (instance: CacheDurableObject) => Promise.all([instance.putEntry({ key: "gone", value: "1" }), instance.deleteEntry("gone")]));
     expect(p.ok && d.ok).toBe(true);

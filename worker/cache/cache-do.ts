@@ -111,10 +111,15 @@ export class CacheDurableObject extends DurableObject<Env> {
       const written: Array<{ evicted: number; expiresAt: number }> = [];
       this.mutate(() => {
         for (const { input, now } of items) written.push(this.write(input, now));
-        // Owed to KV as the batch commits, not once its callers are answered (a flush in between must not think KV
-        // current), and inside the transaction: if marking fails, nothing was written and every caller hears so.
-        this.sync.markDirty();
       }, items.length);
+      // Owed to KV as the batch commits, with nothing in between (a flush must not think KV current), not once its
+      // callers are answered. Outside the transaction: one that rolled back must not leave KV marked owed. If
+      // marking fails, the writes are still durable and their callers are told so; the alarm's sweep marks again.
+      try {
+        this.sync.markDirty();
+      } catch (err) {
+        this.log("error", "CACHE_DO_PERSIST", "mark_dirty_failed", { error: (err as Error).message });
+      }
       return written.map((w, i) => ok({ key: items[i]!.input.key, generation: first + i + 1, expiresAt: w.expiresAt, evicted: w.evicted }));
     },
     afterApply: () => this.afterMutation(),
@@ -498,17 +503,17 @@ export class CacheDurableObject extends DurableObject<Env> {
    */
   purgePrefix(prefix: string, mode: PurgeMode = "hard"): Promise<Result<PurgeResult>> {
     return purgePrefix(
-      {
-        ...this.mutationHost(),
-        dropped: (keys, evicted) => {
+      // Assigned onto the mutation host, not spread from it: a spread would copy `index` once instead of its getter.
+      Object.assign(this.mutationHost(), {
+        dropped: (keys: string[], evicted: boolean) => {
           for (const key of keys) this.touched.delete(key);
           if (evicted) {
             this.counters.evictions += keys.length;
             this.statsDirty = true;
           }
         },
-        forgetPrefix: (p) => this.readThrough.forgetPrefix(p),
-      },
+        forgetPrefix: (p: string) => this.readThrough.forgetPrefix(p),
+      }),
       prefix,
       mode,
       this.now(),

@@ -69,10 +69,12 @@ export async function commitRestore(host: RestoreHost, stage: string, expect: { 
     }
     host.store.deleteStage(stage);
   });
-  // Counted now: PUTs that arrive while the follow-up runs are theirs to report, not this restore's.
+  // Counted and digested now: writes that arrive while the follow-up runs (write-through's KV write is network
+  // I/O) are theirs to report, and the digest must describe the generation this restore reports.
   const restored = host.index.size;
+  const digested = host.digest();
   await host.afterMutation();
-  const result: RestoreResult = { restored, skippedExpired: rows.length - live.length, evicted, generation, digest: await host.digest() };
+  const result: RestoreResult = { restored, skippedExpired: rows.length - live.length, evicted, generation, digest: await digested };
   host.log("info", "CACHE_DO_PERSIST", "restored", { ...result });
   return ok(result);
 }
