@@ -1,35 +1,21 @@
 import { reset, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ENTRIES_KEY, STATS_KEY, digestRows } from "../../protocol/index.js";
+import { ENTRIES_KEY, STATS_KEY } from "../../protocol/index.js";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
-import { apiJson, cacheStub, countKvWrites, entryPath, futureNoon, putJson } from "../worker/helpers.js";
+import { apiJson, cacheStub, countKvWrites, duringFirstKvCall, entryPath, putJson, stageOneRowRestore } from "../worker/helpers.js";
 import { readKvJson } from "../worker/kv-fixtures.js";
 
 beforeEach(() => reset());
 
 describe("KV_SYNC_MODE=write-through (the original system, kept as the benchmark baseline)", () => {
   it("a restore answered after a PUT that arrived during its KV write reports its own generation with its own digest", async () => {
-    const expiresAt = futureNoon() + 86_400_000;
-    const rows: Array<[string, { value: string; expiresAt: number; cachedAt: number; lastAccessed: number }]> = [["r", { value: "3", expiresAt, cachedAt: 1, lastAccessed: 1 }]];
-    await cacheStub().stageRestore("s1", rows);
-    const fileDigest = await digestRows(rows.map(([k, e]) => [k, e.value, e.expiresAt] as const));
+    const fileDigest = await stageOneRowRestore();
     const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
       // A PUT delivered while the restore's write-through flush writes KV (network I/O: other requests run).
-      const sync = i.sync as unknown as { kv: KVNamespace };
-      const original = sync.kv;
-      let put: Promise<unknown> | undefined;
-      sync.kv = new Proxy(original, {
-        get: (target, name) =>
-          name === "put"
-            ? (...args: unknown[]) => {
-                put ??= i.putEntry({ key: "late", value: "9" });
-                return (target.put as (...a: unknown[]) => Promise<void>)(...args);
-              }
-            : Reflect.get(target, name, target),
-      });
+      const kv = duringFirstKvCall(i, "put", () => i.putEntry({ key: "late", value: "9" }), { wait: false });
       const restored = await i.commitRestore("s1", { digest: fileDigest, count: 1 });
-      await put;
-      sync.kv = original;
+      await kv.done();
+      kv.restore();
       return restored;
     });
     expect(out.ok).toBe(true);

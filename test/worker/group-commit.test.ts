@@ -2,8 +2,7 @@ import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
 import { GroupCommit } from "../../worker/cache/group-commit.js";
-import { digestRows } from "../../protocol/index.js";
-import { apiJson, cacheStub, entryPath, freshState, futureNoon, putJson } from "./helpers.js";
+import { apiJson, cacheStub, duringFirstKvCall, entryPath, freshState, putJson, stageOneRowRestore } from "./helpers.js";
 
 beforeEach(freshState);
 
@@ -131,10 +130,7 @@ describe("group commit: PUTs that arrive together share one storage transaction"
 
   it("a restore committed while a PUT is queued: distinct generations, and storage agrees with memory across a restart", async () => {
     await cacheStub().putEntry({ key: "a", value: "1" });
-    const expiresAt = futureNoon() + 86_400_000;
-    const rows: Array<[string, { value: string; expiresAt: number; cachedAt: number; lastAccessed: number }]> = [["r", { value: "3", expiresAt, cachedAt: 1, lastAccessed: 1 }]];
-    await cacheStub().stageRestore("s1", rows);
-    const digest = await digestRows(rows.map(([k, e]) => [k, e.value, e.expiresAt] as const));
+    const digest = await stageOneRowRestore();
     const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
       // The restore waits (its digest check) before it changes anything: the PUT is queued meanwhile.
       const [restored, put] = await Promise.all([i.commitRestore("s1", { digest, count: 1 }), i.putEntry({ key: "b", value: "2" })]);
@@ -183,22 +179,10 @@ describe("group commit: PUTs that arrive together share one storage transaction"
       await i.putEntry({ key: "a", value: "1" });
       await i.flush();
       // The PUT is made, and answered, from inside the first KV delete: while clear() is under way.
-      const kv = i.sync as unknown as { kv: KVNamespace };
-      const original = kv.kv;
-      let put: Promise<unknown> | undefined;
-      kv.kv = new Proxy(original, {
-        get: (target, name) =>
-          name === "delete"
-            ? async (key: string) => {
-                put ??= i.putEntry({ key: "b", value: "2" });
-                await put;
-                return target.delete(key);
-              }
-            : Reflect.get(target, name, target),
-      });
+      const kv = duringFirstKvCall(i, "delete", () => i.putEntry({ key: "b", value: "2" }));
       const cleared = await i.clear("all");
-      kv.kv = original;
-      return { cleared, put: await put, pending: i.sync.isPending, size: i.stats().size };
+      kv.restore();
+      return { cleared, put: await kv.done(), pending: i.sync.isPending, size: i.stats().size };
     });
     expect(out.cleared.kvKeysDeleted).toBe(true);
     expect(out.size).toBe(1); // b
@@ -207,10 +191,7 @@ describe("group commit: PUTs that arrive together share one storage transaction"
 
   it("a PUT batch that fails while a restore waits leaves storage's entry count true", async () => {
     for (const k of ["a1", "a2", "a3"]) await cacheStub().putEntry({ key: k, value: "1" });
-    const expiresAt = futureNoon() + 86_400_000;
-    const rows: Array<[string, { value: string; expiresAt: number; cachedAt: number; lastAccessed: number }]> = [["r", { value: "3", expiresAt, cachedAt: 1, lastAccessed: 1 }]];
-    await cacheStub().stageRestore("s1", rows);
-    const digest = await digestRows(rows.map(([k, e]) => [k, e.value, e.expiresAt] as const));
+    const digest = await stageOneRowRestore();
     const out = await runInDurableObject(cacheStub(), async (i: CacheDurableObject) => {
       const original = i.store.putEntry.bind(i.store);
       i.store.putEntry = (k, e) => {

@@ -2,6 +2,7 @@ import { reset, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { CacheDurableObject } from "../../worker/cache/cache-do.js";
 import { clock } from "../../worker/clock.js";
+import { digestRows } from "../../protocol/index.js";
 import { forgetCachedSnapshot } from "../../protocol/snapshot-cache.js";
 import worker from "../../worker/index.js";
 
@@ -108,3 +109,32 @@ export async function fakeClock(start = futureNoon()): Promise<(ms: number) => P
 
 /** The DO's current (fake) time. */
 export const doNow = () => clock.now();
+
+/** Stages a restore of one live row ("r") under `stage`; returns the digest its commit must name. */
+export async function stageOneRowRestore(stage = "s1"): Promise<string> {
+  const rows: Array<[string, { value: string; expiresAt: number; cachedAt: number; lastAccessed: number }]> = [["r", { value: "3", expiresAt: futureNoon() + 86_400_000, cachedAt: 1, lastAccessed: 1 }]];
+  await cacheStub().stageRestore(stage, rows);
+  return digestRows(rows.map(([k, e]) => [k, e.value, e.expiresAt] as const));
+}
+
+/**
+ * Starts `during` (once) from inside the DO's first KV `method` call, so a test can make something happen while a
+ * flush or a clear is under way; with `wait`, the call goes on only once `during` has settled (a write-through PUT
+ * must not be waited for: its own flush queues behind the one in progress). `restore()` puts the binding back.
+ */
+export function duringFirstKvCall(instance: CacheDurableObject, method: "put" | "delete", during: () => Promise<unknown>, opts: { wait: boolean } = { wait: true }): { restore: () => void; done: () => Promise<unknown> | undefined } {
+  const sync = instance.sync as unknown as { kv: KVNamespace };
+  const original = sync.kv;
+  let started: Promise<unknown> | undefined;
+  sync.kv = new Proxy(original, {
+    get: (target, name) =>
+      name === method
+        ? async (...args: unknown[]) => {
+            started ??= during();
+            if (opts.wait) await started;
+            return (target[method] as (...a: unknown[]) => Promise<unknown>)(...args);
+          }
+        : Reflect.get(target, name, target),
+  });
+  return { restore: () => (sync.kv = original), done: () => started };
+}
