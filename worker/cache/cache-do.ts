@@ -71,10 +71,6 @@ const KV_CHECK_DELAY_MS = 2_000;
 /** Past a stale-while-revalidate entry's fresh period (callers check the hard expiry separately). */
 const isStale = (entry: MemoryEntry, now: number) => entry.freshUntil !== undefined && entry.freshUntil <= now;
 
-/**
- * The cache: memory (LRU Map) in front of SQLite rows in DO storage, with a coalesced KV snapshot behind both.
- * Public methods are its RPC surface; the admin Worker and application Workers call them on a stub.
- */
 /** What a PUT answers. */
 export interface PutResult {
   key: string;
@@ -83,6 +79,10 @@ export interface PutResult {
   evicted: number;
 }
 
+/**
+ * The cache: memory (LRU Map) in front of SQLite rows in DO storage, with a coalesced KV snapshot behind both.
+ * Public methods are its RPC surface; the admin Worker and application Workers call them on a stub.
+ */
 export class CacheDurableObject extends DurableObject<Env> {
   /** Every TTL and budget decision reads worker/clock.ts, which tests move to cross midnight or expire entries. */
   readonly now = (): number => clock.now();
@@ -107,21 +107,15 @@ export class CacheDurableObject extends DurableObject<Env> {
   /** PUTs that arrive together share one storage commit (coalesced mode; write-through writes each at once). */
   private readonly puts = new GroupCommit<{ input: EntryInput; now: number }, Result<PutResult>>({
     apply: (items) => {
-      const first = this.generation;
       const written: Array<{ evicted: number; expiresAt: number }> = [];
-      this.mutate(() => {
+      const last = this.mutate(() => {
         for (const { input, now } of items) written.push(this.write(input, now));
       }, items.length);
-      // Owed to KV as the batch commits, with nothing in between (a flush must not think KV current), not once its
-      // callers are answered. Outside the transaction: one that rolled back must not leave KV marked owed. If
-      // marking fails, the writes are still durable and their callers are told so; the alarm's sweep marks again.
-      try {
-        this.sync.markDirty();
-      } catch (err) {
-        this.log("error", "CACHE_DO_PERSIST", "mark_dirty_failed", { error: (err as Error).message });
-      }
+      const first = last - items.length;
       return written.map((w, i) => ok({ key: items[i]!.input.key, generation: first + i + 1, expiresAt: w.expiresAt, evicted: w.evicted }));
     },
+    // Started by drain() right after the batch commits: afterMutation marks KV's snapshot owed before its first
+    // await, so no flush can come in between and take KV for current.
     afterApply: () => this.afterMutation(),
     schedule: (drain) => setTimeout(drain, 0),
   });

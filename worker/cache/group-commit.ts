@@ -13,7 +13,7 @@
 export interface GroupCommitHost<I, R> {
   /** Applies every item in one transaction, in order, and returns one result per item; throws if nothing was applied. */
   apply(items: I[]): R[];
-  /** What follows a successful apply before its callers are answered. */
+  /** What follows a successful apply before its callers are answered: started at once, in the same turn as it. */
   afterApply(): Promise<void>;
   /** Runs `drain` later, after the events already waiting (a timer: a microtask would run before them). */
   schedule(drain: () => void): void;
