@@ -114,26 +114,25 @@ export async function send(url: URL, init: SendInit, opts: HttpOptions): Promise
       let text: string;
       let chunks: Buffer[] | undefined;
       let sha256: string | undefined;
-      if (init.onDownload) {
+      // A 2xx `binary` body stays bytes; a body read for progress (onDownload) is decoded at the end.
+      const keepBytes = !init.onDownload && init.binary === true && res.statusCode >= 200 && res.statusCode < 300;
+      if (init.onDownload || keepBytes) {
         const length = Number(res.headers["content-length"]);
         const total = Number.isFinite(length) && length > 0 ? length : null;
-        const chunks: Buffer[] = [];
+        const hash = keepBytes && init.sha256 ? createHash("sha256") : null;
+        const got: Buffer[] = [];
         let received = 0;
-        for await (const chunk of res.body) {
-          chunks.push(chunk as Buffer);
-          received += (chunk as Buffer).byteLength;
-          init.onDownload(received, total);
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          got.push(chunk);
+          received += chunk.byteLength;
+          hash?.update(chunk);
+          init.onDownload?.(received, total);
         }
-        text = Buffer.concat(chunks).toString("utf8");
-      } else if (init.binary && res.statusCode >= 200 && res.statusCode < 300) {
-        const hash = init.sha256 ? createHash("sha256") : null;
-        chunks = [];
-        for await (const chunk of res.body) {
-          chunks.push(chunk as Buffer);
-          hash?.update(chunk as Buffer);
-        }
-        if (hash) sha256 = hash.digest("hex");
-        text = "";
+        if (keepBytes) {
+          chunks = got;
+          if (hash) sha256 = hash.digest("hex");
+          text = "";
+        } else text = Buffer.concat(got).toString("utf8");
       } else text = await res.body.text();
       response = { status: res.statusCode, headers: res.headers, text, ...(chunks ? { chunks } : {}), ...(sha256 ? { sha256 } : {}), url: url.toString() };
     } catch (err) {
